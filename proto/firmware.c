@@ -1,0 +1,1 @@
+/* firmware.c: being written. */

@@ -1,0 +1,1 @@
+/* ca.c: being written. */
