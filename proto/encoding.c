@@ -1,1 +1,144 @@
-/* encoding.c: being written. */
+/*
+ * encoding.c - hex and base64 through OpenSSL, with canonical-input checks.
+ *
+ * OpenSSL's decoders are lenient where a wire format must not be: the
+ * base64 block decoder skips surrounding whitespace, accepts '=' in the
+ * middle ("Q=Q=") and ignores the unused low bits of the last symbol ("QR=="
+ * and "QQ==" both decode to "A"). Two texts for one value would let a
+ * signed or hashed field be re-encoded unnoticed, so decoding first checks
+ * the alphabet and the padding, lets OpenSSL decode, and then re-encodes the
+ * last group and requires it to equal the input.
+ *
+ * Hex digits are checked with OPENSSL_hexchar2int before the buffer decoder
+ * runs, so a bad digit never leaves an entry on OpenSSL's error queue (a
+ * stale entry there can make a later, unrelated TLS call look failed).
+ */
+#include "proto/encoding.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+bc_status bc_hex_encode(const uint8_t *in, size_t len, char *out, size_t out_size)
+{
+    if (out == NULL || (in == NULL && len > 0) || len > (SIZE_MAX - 1) / 2 ||
+        out_size < 2 * len + 1)
+        return BC_ERR_INVAL;
+    if (len == 0) {
+        out[0] = '\0';
+        return BC_OK;
+    }
+    size_t written = 0;
+    if (!OPENSSL_buf2hexstr_ex(out, out_size, &written, in, len, '\0'))
+        return BC_ERR_INVAL;
+    /* OpenSSL writes upper case; the wire format is lower case. */
+    for (size_t i = 0; i < 2 * len; i++) {
+        if (out[i] >= 'A' && out[i] <= 'F')
+            out[i] = (char)(out[i] - 'A' + 'a');
+    }
+    return BC_OK;
+}
+
+bc_status bc_hex_decode(const char *in, uint8_t *out, size_t out_len)
+{
+    if (in == NULL || (out == NULL && out_len > 0) || out_len > (SIZE_MAX - 1) / 2)
+        return BC_ERR_PARSE;
+    if (strnlen(in, 2 * out_len + 1) != 2 * out_len)
+        return BC_ERR_PARSE;
+    for (size_t i = 0; i < 2 * out_len; i++) {
+        if (OPENSSL_hexchar2int((unsigned char)in[i]) < 0)
+            return BC_ERR_PARSE;
+    }
+    if (out_len == 0)
+        return BC_OK;
+    size_t written = 0;
+    if (!OPENSSL_hexstr2buf_ex(out, out_len, &written, in, '\0') || written != out_len)
+        return BC_ERR_PARSE;
+    return BC_OK;
+}
+
+size_t bc_base64_encoded_len(size_t len)
+{
+    if (len > SIZE_MAX / 4 * 3 - 3)
+        return SIZE_MAX;
+    return (len / 3 + (len % 3 != 0)) * 4;
+}
+
+bc_status bc_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size)
+{
+    if (out == NULL || (in == NULL && len > 0))
+        return BC_ERR_INVAL;
+    if (len > (size_t)INT_MAX / 4 * 3)
+        return BC_ERR_TOO_BIG;
+    size_t need = bc_base64_encoded_len(len);
+    if (out_size < need + 1)
+        return BC_ERR_INVAL;
+    if (len == 0) {
+        out[0] = '\0';
+        return BC_OK;
+    }
+    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    if (n < 0 || (size_t)n != need)
+        return BC_ERR_CRYPTO;
+    return BC_OK;
+}
+
+static int is_base64_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+}
+
+/* Decodes the final group into out (3 - pad bytes) and checks that it is
+ * the one canonical spelling of those bytes. */
+static bc_status decode_last_group(const char *group, size_t pad, uint8_t *out)
+{
+    unsigned char bytes[3];
+    if (EVP_DecodeBlock(bytes, (const unsigned char *)group, 4) != 3)
+        return BC_ERR_PARSE;
+    char again[5];
+    if (EVP_EncodeBlock((unsigned char *)again, bytes, (int)(3 - pad)) != 4 ||
+        memcmp(again, group, 4) != 0)
+        return BC_ERR_PARSE;
+    memcpy(out, bytes, 3 - pad);
+    return BC_OK;
+}
+
+bc_status bc_base64_decode(const char *in, size_t in_len, uint8_t *out, size_t out_size,
+                           size_t *out_len)
+{
+    if (out_len == NULL || (in == NULL && in_len > 0) || (out == NULL && out_size > 0))
+        return BC_ERR_INVAL;
+    *out_len = 0;
+    if (in_len == 0)
+        return BC_OK;
+    if (in_len % 4 != 0)
+        return BC_ERR_PARSE;
+    if (in_len > (size_t)INT_MAX)
+        return BC_ERR_TOO_BIG;
+    size_t pad = (in[in_len - 1] == '=') + (in[in_len - 1] == '=' && in[in_len - 2] == '=');
+    for (size_t i = 0; i < in_len - pad; i++) {
+        if (!is_base64_char(in[i]))
+            return BC_ERR_PARSE;
+    }
+    size_t decoded = in_len / 4 * 3 - pad;
+    if (decoded > out_size)
+        return BC_ERR_TOO_BIG;
+    size_t body = in_len - 4;
+    if (body > 0 &&
+        EVP_DecodeBlock(out, (const unsigned char *)in, (int)body) != (int)(body / 4 * 3))
+        return BC_ERR_PARSE;
+    bc_status rc = decode_last_group(in + body, pad, out + body / 4 * 3);
+    if (rc != BC_OK)
+        return rc;
+    *out_len = decoded;
+    return BC_OK;
+}
+
+int bc_equal_ct(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}

@@ -1,0 +1,131 @@
+/* Unit tests for proto/encoding: RFC 4648 vectors, lowercase hex, and the
+ * refusal of every non-canonical spelling that OpenSSL alone would accept. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "proto/encoding.h"
+
+static void test_hex(void **state)
+{
+    (void)state;
+    const uint8_t bytes[] = {0x00, 0xab, 0xCD, 0x7f, 0xff};
+    char hex[11];
+    assert_int_equal(bc_hex_encode(bytes, sizeof(bytes), hex, sizeof(hex)), BC_OK);
+    assert_string_equal(hex, "00abcd7fff");
+    assert_int_equal(bc_hex_encode(bytes, sizeof(bytes), hex, sizeof(hex) - 1), BC_ERR_INVAL);
+    assert_int_equal(bc_hex_encode(bytes, 0, hex, 1), BC_OK);
+    assert_string_equal(hex, "");
+
+    uint8_t out[5];
+    assert_int_equal(bc_hex_decode("00abcd7fff", out, sizeof(out)), BC_OK);
+    assert_memory_equal(out, bytes, sizeof(out));
+    assert_int_equal(bc_hex_decode("00ABCD7FFF", out, sizeof(out)), BC_OK);
+    assert_memory_equal(out, bytes, sizeof(out));
+    assert_int_equal(bc_hex_decode("00abcd7ff", out, sizeof(out)), BC_ERR_PARSE);
+    assert_int_equal(bc_hex_decode("00abcd7fff00", out, sizeof(out)), BC_ERR_PARSE);
+    assert_int_equal(bc_hex_decode("00abcd7ffg", out, sizeof(out)), BC_ERR_PARSE);
+    assert_int_equal(bc_hex_decode("00:bcd7fff", out, sizeof(out)), BC_ERR_PARSE);
+    assert_int_equal(bc_hex_decode(" 0abcd7fff", out, sizeof(out)), BC_ERR_PARSE);
+    assert_int_equal(bc_hex_decode(NULL, out, sizeof(out)), BC_ERR_PARSE);
+    assert_int_equal(bc_hex_decode("", out, 0), BC_OK);
+}
+
+static void test_base64_vectors(void **state)
+{
+    (void)state;
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const coded[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                        "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (size_t i = 0; i < 7; i++) {
+        size_t len = strlen(plain[i]);
+        char text[16];
+        assert_int_equal(bc_base64_encoded_len(len), strlen(coded[i]));
+        assert_int_equal(bc_base64_encode((const uint8_t *)plain[i], len, text, sizeof(text)),
+                         BC_OK);
+        assert_string_equal(text, coded[i]);
+        uint8_t back[8];
+        size_t n = 99;
+        /* an exactly sized output buffer is enough, despite the padding */
+        assert_int_equal(bc_base64_decode(coded[i], strlen(coded[i]), back, len, &n), BC_OK);
+        assert_int_equal(n, len);
+        assert_memory_equal(back, plain[i], len);
+    }
+    char small[4];
+    assert_int_equal(bc_base64_encode((const uint8_t *)"foo", 3, small, sizeof(small)),
+                     BC_ERR_INVAL);
+    uint8_t tiny[2];
+    size_t n = 0;
+    assert_int_equal(bc_base64_decode("Zm9v", 4, tiny, sizeof(tiny), &n), BC_ERR_TOO_BIG);
+}
+
+static void test_base64_refuses_non_canonical(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "Zh==",                  /* non-zero unused bits: would also decode to "f" */
+        "Zm9=",                  /* ditto for two bytes */
+        "Zg=",                   /* wrong length */
+        "Zg",                    /* no padding */
+        "Z===",                  /* three '=' */
+        "====",                  /* only padding */
+        "Zg==Zg==",              /* padding in the middle */
+        "Z=g=",                  /* '=' inside the last group */
+        " Zg=",                  /* whitespace OpenSSL would skip */
+        "Zm9v\n",                /* trailing newline */
+        "Zm9v    ",              /* trailing spaces */
+        "Zm-v",                  /* URL-safe alphabet */
+        "Zm_v",     "Zm9v\0AAA", /* embedded NUL within the given length */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t out[16];
+        size_t n = 0;
+        size_t len = i == sizeof(bad) / sizeof(bad[0]) - 1 ? 8 : strlen(bad[i]);
+        bc_status rc = bc_base64_decode(bad[i], len, out, sizeof(out), &n);
+        if (rc != BC_ERR_PARSE)
+            fail_msg("accepted or mis-refused '%s': %s", bad[i], bc_strerror(rc));
+    }
+}
+
+static void test_base64_round_trip(void **state)
+{
+    (void)state;
+    uint8_t data[300];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 37 + 11);
+    for (size_t len = 0; len <= sizeof(data); len++) {
+        char text[401];
+        assert_int_equal(bc_base64_encode(data, len, text, sizeof(text)), BC_OK);
+        assert_int_equal(strlen(text), bc_base64_encoded_len(len));
+        uint8_t back[300];
+        size_t n = 0;
+        assert_int_equal(bc_base64_decode(text, strlen(text), back, len, &n), BC_OK);
+        assert_int_equal(n, len);
+        assert_memory_equal(back, data, len);
+    }
+}
+
+static void test_equal_ct(void **state)
+{
+    (void)state;
+    assert_true(bc_equal_ct("abcd", "abcd", 4));
+    assert_false(bc_equal_ct("abcd", "abce", 4));
+    assert_false(bc_equal_ct("Abcd", "abcd", 4));
+    assert_true(bc_equal_ct("x", "y", 0));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_base64_vectors),
+        cmocka_unit_test(test_base64_refuses_non_canonical),
+        cmocka_unit_test(test_base64_round_trip),
+        cmocka_unit_test(test_equal_ct),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
