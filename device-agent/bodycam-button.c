@@ -25,29 +25,28 @@
 #define ANSWER_CAP 1024
 #define TIMEOUT_MS 10000
 
-static void usage(FILE *out)
+static void usage(void)
 {
-    fprintf(out,
-            "usage: bodycam-button --socket PATH COMMAND [ARG]\n"
-            "\n"
-            "Sends COMMAND to a camera agent's control socket and prints its answer.\n"
-            "\n"
-            "commands:\n"
-            "  warn              give a spoken warning (two are needed before record)\n"
-            "  record            start recording (after two warnings)\n"
-            "  emergency         start recording at once (flagged: without two warnings)\n"
-            "  stop              stop recording\n"
-            "  dock | undock     put the camera in or take it out of its dock\n"
-            "  status            show the camera's state\n"
-            "  survey N          the officer's shift-end feeling-of-safety score, 1..5\n"
-            "  view ID | delete ID   (refused by design: recordings cannot be viewed\n"
-            "                        or deleted on the camera)\n"
-            "\n"
-            "options:\n"
-            "  -s, --socket PATH the control socket (required)\n"
-            "  -h, --help        this text\n"
-            "\n"
-            "exit status: 0 ok, 1 refused (error: ...), 2 usage, 3 socket unreachable\n");
+    printf("usage: bodycam-button --socket PATH COMMAND [ARG]\n"
+           "\n"
+           "Sends COMMAND to a camera agent's control socket and prints its answer.\n"
+           "\n"
+           "commands:\n"
+           "  warn              give a spoken warning (two are needed before record)\n"
+           "  record            start recording (after two warnings)\n"
+           "  emergency         start recording at once (flagged: without two warnings)\n"
+           "  stop              stop recording\n"
+           "  dock | undock     put the camera in or take it out of its dock\n"
+           "  status            show the camera's state\n"
+           "  survey N          the officer's shift-end feeling-of-safety score, 1..5\n"
+           "  view ID | delete ID   (refused by design: recordings cannot be viewed\n"
+           "                        or deleted on the camera)\n"
+           "\n"
+           "options:\n"
+           "  -s, --socket PATH the control socket (required)\n"
+           "  -h, --help        this text\n"
+           "\n"
+           "exit status: 0 ok, 1 refused (error: ...), 2 usage, 3 socket unreachable\n");
 }
 
 /* Builds "COMMAND[ ARG]\n"; -1 if it is not one valid line. */
@@ -150,16 +149,17 @@ int main(int argc, char **argv)
             socket_path = optarg;
             break;
         case 'h':
-            usage(stdout);
+            usage();
             return EXIT_OK;
         default:
-            usage(stderr);
+            fprintf(stderr,
+                    "usage: bodycam-button --socket PATH COMMAND [ARG]  (--help for more)\n");
             return EXIT_USAGE;
         }
     }
     int rest = argc - optind;
     if (socket_path == NULL || rest < 1 || rest > 2) {
-        usage(stderr);
+        fprintf(stderr, "usage: bodycam-button --socket PATH COMMAND [ARG]  (--help for more)\n");
         return EXIT_USAGE;
     }
     char line[LINE_MAX_BYTES + 2];

@@ -39,11 +39,16 @@ static const struct {
     bc_control_verb verb;
     arg_kind arg;
 } verbs[] = {
-    {"warn", BC_CONTROL_WARN, ARG_NONE},     {"record", BC_CONTROL_RECORD, ARG_NONE},
-    {"emergency", BC_CONTROL_EMERGENCY, ARG_NONE}, {"stop", BC_CONTROL_STOP, ARG_NONE},
-    {"dock", BC_CONTROL_DOCK, ARG_NONE},     {"undock", BC_CONTROL_UNDOCK, ARG_NONE},
-    {"status", BC_CONTROL_STATUS, ARG_NONE}, {"survey", BC_CONTROL_SURVEY, ARG_SCORE},
-    {"view", BC_CONTROL_VIEW, ARG_ID},       {"delete", BC_CONTROL_DELETE, ARG_ID},
+    {"warn", BC_CONTROL_WARN, ARG_NONE},
+    {"record", BC_CONTROL_RECORD, ARG_NONE},
+    {"emergency", BC_CONTROL_EMERGENCY, ARG_NONE},
+    {"stop", BC_CONTROL_STOP, ARG_NONE},
+    {"dock", BC_CONTROL_DOCK, ARG_NONE},
+    {"undock", BC_CONTROL_UNDOCK, ARG_NONE},
+    {"status", BC_CONTROL_STATUS, ARG_NONE},
+    {"survey", BC_CONTROL_SURVEY, ARG_SCORE},
+    {"view", BC_CONTROL_VIEW, ARG_ID},
+    {"delete", BC_CONTROL_DELETE, ARG_ID},
     {"quit", BC_CONTROL_QUIT, ARG_NONE},
 };
 
@@ -133,8 +138,7 @@ bc_status bc_control_parse(const char *line, bc_control_command *out, bc_error *
     default:
         if (n != 2 || !bc_id_valid(words[1]))
             return bc_fail(err, BC_ERR_PARSE,
-                           "'%s' needs one recording id ([A-Za-z0-9_-], 1 to 64 characters)",
-                           name);
+                           "'%s' needs one recording id ([A-Za-z0-9_-], 1 to 64 characters)", name);
         snprintf(out->id, sizeof(out->id), "%s", words[1]);
         return BC_OK;
     }
@@ -396,8 +400,10 @@ bc_status bc_control_open(bc_reactor *r, const char *path, bc_control_handler ha
     memset(&addr, 0, sizeof(addr));
     addr.sun_family = AF_UNIX;
     if (strlen(path) == 0 || strlen(path) >= sizeof(addr.sun_path))
-        return bc_fail(err, BC_ERR_TOO_BIG, "control socket path '%s' is empty or too long "
-                       "(at most %zu bytes)", path, sizeof(addr.sun_path) - 1);
+        return bc_fail(err, BC_ERR_TOO_BIG,
+                       "control socket path '%s' is empty or too long "
+                       "(at most %zu bytes)",
+                       path, sizeof(addr.sun_path) - 1);
     memcpy(addr.sun_path, path, strlen(path));
 
     bc_status rc = clear_stale(path, &addr, err);

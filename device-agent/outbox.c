@@ -96,8 +96,7 @@ static int sha256(const uint8_t *data, size_t len, uint8_t out[HASH_LEN])
     return 0;
 }
 
-static bc_status msg_path(const bc_outbox *ob, uint64_t seq, char *out, size_t size,
-                          bc_error *err)
+static bc_status msg_path(const bc_outbox *ob, uint64_t seq, char *out, size_t size, bc_error *err)
 {
     int n = snprintf(out, size, "%s/%0*llu%s", ob->dir, SEQ_DIGITS, (unsigned long long)seq,
                      MSG_SUFFIX);
@@ -204,16 +203,14 @@ static void quarantine(const char *path, const char *why)
     char bad[PATH_MAX];
     int n = snprintf(bad, sizeof(bad), "%s%s", path, BAD_SUFFIX);
     if (n < 0 || (size_t)n >= sizeof(bad) || rename(path, bad) != 0) {
-        log_error("outbox: '%s' is corrupt (%s) and cannot be quarantined; skipping it", path,
-                  why);
+        log_error("outbox: '%s' is corrupt (%s) and cannot be quarantined; skipping it", path, why);
         return;
     }
     log_warnx("outbox: '%s' is corrupt (%s); quarantined as '%s'", path, why, bad);
 }
 
 /* Loads one "*.msg" file into the index, or quarantines it. */
-static bc_status load_one(bc_outbox *ob, const char *name, uint64_t seq,
-                          bc_outbox_load_report *rep)
+static bc_status load_one(bc_outbox *ob, const char *name, uint64_t seq, bc_outbox_load_report *rep)
 {
     char path[PATH_MAX];
     int n = snprintf(path, sizeof(path), "%s/%s", ob->dir, name);

@@ -47,8 +47,8 @@ static bc_status check_state(const bc_persist_state *st, const char *where, bc_e
     int hi = st->state == BC_SM_WARNING || st->state == BC_SM_RECORDING ? 2 : 0;
     if (st->warnings < lo || st->warnings > hi)
         return bc_fail(err, BC_ERR_INVAL,
-                       "%s: field 'warnings' is %d, which state '%s' cannot have (%d..%d)",
-                       where, st->warnings, bc_sm_state_name(st->state), lo, hi);
+                       "%s: field 'warnings' is %d, which state '%s' cannot have (%d..%d)", where,
+                       st->warnings, bc_sm_state_name(st->state), lo, hi);
     if (st->emergency && st->state != BC_SM_RECORDING)
         return bc_fail(err, BC_ERR_INVAL, "%s: field 'emergency' is set outside a recording",
                        where);
@@ -127,14 +127,14 @@ static bc_status get_int(const cJSON *root, const char *path, const char *name, 
     double d = item->valuedouble;
     /* NaN fails the range test; in range, the cast is exact for integers */
     if (!(d >= (double)min && d <= (double)max) || (double)(int64_t)d != d)
-        return bc_fail(err, BC_ERR_PARSE, "'%s': field '%s' is not an integer in %lld..%lld",
-                       path, name, (long long)min, (long long)max);
+        return bc_fail(err, BC_ERR_PARSE, "'%s': field '%s' is not an integer in %lld..%lld", path,
+                       name, (long long)min, (long long)max);
     *out = (int64_t)d;
     return BC_OK;
 }
 
-static bc_status get_string(const cJSON *root, const char *path, const char *name,
-                            const char **out, bc_error *err)
+static bc_status get_string(const cJSON *root, const char *path, const char *name, const char **out,
+                            bc_error *err)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, name);
     if (item == NULL)
@@ -185,8 +185,8 @@ static bc_status decode(const cJSON *root, const char *path, bc_persist_state *s
     return BC_OK;
 }
 
-bc_status bc_persist_load(const char *data_dir, int64_t now_ms, bc_persist_state *out,
-                          bool *found, bc_error *err)
+bc_status bc_persist_load(const char *data_dir, int64_t now_ms, bc_persist_state *out, bool *found,
+                          bc_error *err)
 {
     bc_persist_defaults(out, now_ms);
     *found = false;

@@ -29,8 +29,8 @@
 
 typedef struct bc_persist_state {
     bc_sm_state state;
-    int warnings;   /* as in bc_sm: 1-2 in WARNING, 0-2 in RECORDING, else 0 */
-    bool emergency; /* RECORDING only */
+    int warnings;                     /* as in bc_sm: 1-2 in WARNING, 0-2 in RECORDING, else 0 */
+    bool emergency;                   /* RECORDING only */
     char recording_id[BC_ID_MAX + 1]; /* the open recording, "" when none */
     uint64_t next_seq;                /* the seq the next event gets, >= 1 */
     uint64_t session;                 /* last MQTT session number used, 0 = none yet */
@@ -48,8 +48,8 @@ void bc_persist_defaults(bc_persist_state *st, int64_t now_ms);
  * and a "v" other than 1 is BC_ERR_VERSION; err names the file and the
  * field. The file is left in place on failure (what to do is the
  * caller's decision), and *out is then the defaults. */
-bc_status bc_persist_load(const char *data_dir, int64_t now_ms, bc_persist_state *out,
-                          bool *found, bc_error *err);
+bc_status bc_persist_load(const char *data_dir, int64_t now_ms, bc_persist_state *out, bool *found,
+                          bc_error *err);
 
 /* Writes st durably to data_dir/state.json (mode 0600). BC_ERR_INVAL for a
  * state that bc_persist_load would refuse (nothing written), BC_ERR_NOMEM,

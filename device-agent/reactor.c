@@ -372,8 +372,7 @@ bc_status bc_reactor_new(bc_reactor **out, bc_error *err)
     bc_status rc = BC_OK;
     int p[2];
     if (pipe(p) != 0) {
-        rc = bc_fail(err, BC_ERR_IO, "reactor: cannot create the wakeup pipe: %s",
-                     strerror(errno));
+        rc = bc_fail(err, BC_ERR_IO, "reactor: cannot create the wakeup pipe: %s", strerror(errno));
         goto cleanup;
     }
     r->wake_rd = p[0];

@@ -40,8 +40,8 @@
 #include <string.h>
 
 static const char *const state_names[BC_SM_STATE_COUNT] = {
-    [BC_SM_STANDBY] = "standby",     [BC_SM_WARNING] = "warning", [BC_SM_RECORDING] = "recording",
-    [BC_SM_DOCKED] = "docked",       [BC_SM_UPDATING] = "updating",
+    [BC_SM_STANDBY] = "standby", [BC_SM_WARNING] = "warning",   [BC_SM_RECORDING] = "recording",
+    [BC_SM_DOCKED] = "docked",   [BC_SM_UPDATING] = "updating",
 };
 
 static const char *const input_names[BC_SM_INPUT_COUNT] = {

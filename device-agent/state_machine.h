@@ -77,12 +77,12 @@ typedef struct bc_sm_result {
  * functions below. */
 typedef struct bc_sm {
     bc_sm_state state;
-    int warnings;               /* WARNING: 1-2; RECORDING: before it; else 0 */
-    bool emergency;             /* RECORDING only */
-    int64_t since_ms;           /* when the current state was entered */
+    int warnings;                /* WARNING: 1-2; RECORDING: before it; else 0 */
+    bool emergency;              /* RECORDING only */
+    int64_t since_ms;            /* when the current state was entered */
     int64_t warning_deadline_ms; /* WARNING only: when the warnings expire */
     int64_t warning_timeout_ms;
-    bc_sm_state update_return;  /* UPDATING only: STANDBY or DOCKED */
+    bc_sm_state update_return; /* UPDATING only: STANDBY or DOCKED */
 } bc_sm;
 
 /* Starts in STANDBY at now_ms. warning_timeout_ms <= 0 is taken as 1. */

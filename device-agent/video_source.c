@@ -109,8 +109,8 @@ bc_status bc_synthetic_frame(uint64_t seed, uint64_t frame, uint8_t out[BC_SYNTH
             EVP_DigestUpdate(ctx, input, sizeof(input)) != 1 ||
             EVP_DigestFinal_ex(ctx, digest, &n) != 1 || n != SHA256_LEN)
             goto cleanup;
-        size_t take = BC_SYNTH_FRAME_SIZE - pos < SHA256_LEN ? BC_SYNTH_FRAME_SIZE - pos
-                                                             : SHA256_LEN;
+        size_t take =
+            BC_SYNTH_FRAME_SIZE - pos < SHA256_LEN ? BC_SYNTH_FRAME_SIZE - pos : SHA256_LEN;
         memcpy(out + pos, digest, take);
         pos += take;
     }
@@ -133,8 +133,8 @@ typedef struct synth_source {
     uint8_t buf[BC_SYNTH_FRAME_SIZE];
 } synth_source;
 
-static bc_status synth_read(bc_video_source *src, uint8_t *buf, size_t cap, size_t *got,
-                            bool *eof, bc_error *err)
+static bc_status synth_read(bc_video_source *src, uint8_t *buf, size_t cap, size_t *got, bool *eof,
+                            bc_error *err)
 {
     synth_source *s = src->impl;
     size_t done = 0;
@@ -217,8 +217,8 @@ static long find_header(const uint8_t *buf, size_t len, uint64_t seed)
     return -1;
 }
 
-bc_status bc_synthetic_verify(const uint8_t *buf, size_t len, uint64_t seed,
-                              uint64_t *first_frame, uint64_t *frames, bc_error *err)
+bc_status bc_synthetic_verify(const uint8_t *buf, size_t len, uint64_t seed, uint64_t *first_frame,
+                              uint64_t *frames, bc_error *err)
 {
     *first_frame = 0;
     *frames = 0;
@@ -251,8 +251,8 @@ bc_status bc_synthetic_verify(const uint8_t *buf, size_t len, uint64_t seed,
             size_t d = 0;
             while (buf[i + d] == frame[k + d])
                 d++;
-            return bc_fail(err, BC_ERR_TAMPERED, "byte %zu (frame %llu, offset %zu) differs",
-                           i + d, (unsigned long long)n_frame, k + d);
+            return bc_fail(err, BC_ERR_TAMPERED, "byte %zu (frame %llu, offset %zu) differs", i + d,
+                           (unsigned long long)n_frame, k + d);
         }
         i += n;
         count++;
@@ -270,8 +270,8 @@ typedef struct file_source {
     int saved_flags;
 } file_source;
 
-static bc_status file_read(bc_video_source *src, uint8_t *buf, size_t cap, size_t *got,
-                           bool *eof, bc_error *err)
+static bc_status file_read(bc_video_source *src, uint8_t *buf, size_t cap, size_t *got, bool *eof,
+                           bc_error *err)
 {
     file_source *f = src->impl;
     for (;;) {
@@ -333,8 +333,7 @@ bc_status bc_video_file_new(const char *path, bc_video_source **out, bc_error *e
     f->is_stdin = strcmp(path, "-") == 0;
     f->fd = f->is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (f->fd < 0) {
-        rc = bc_fail(err, BC_ERR_IO, "video source: cannot open '%s': %s", path,
-                     strerror(errno));
+        rc = bc_fail(err, BC_ERR_IO, "video source: cannot open '%s': %s", path, strerror(errno));
         goto cleanup;
     }
     f->saved_flags = fcntl(f->fd, F_GETFL);

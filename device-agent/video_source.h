@@ -87,7 +87,7 @@ bc_status bc_synthetic_frame(uint64_t seed, uint64_t frame, uint8_t out[BC_SYNTH
  * bytes, so len must reach it. BC_ERR_TAMPERED when any byte differs
  * (err says at which offset), BC_ERR_PARSE when no frame header of this
  * seed is found, BC_ERR_CRYPTO. An empty buf is BC_OK with 0 frames. */
-bc_status bc_synthetic_verify(const uint8_t *buf, size_t len, uint64_t seed,
-                              uint64_t *first_frame, uint64_t *frames, bc_error *err);
+bc_status bc_synthetic_verify(const uint8_t *buf, size_t len, uint64_t seed, uint64_t *first_frame,
+                              uint64_t *frames, bc_error *err);
 
 #endif

@@ -140,8 +140,8 @@ static int run(redisContext *ctx, redisReply **out, int want_type, int argc, con
     return 0;
 }
 
-#define RUN(ctx, out, type, ...)                                                               \
-    run(ctx, out, type, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),  \
+#define RUN(ctx, out, type, ...)                                                                   \
+    run(ctx, out, type, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),       \
         (const char *[]){__VA_ARGS__})
 
 /* EXEC's reply: 1 committed, 0 aborted by WATCH (retry), -1 error. */
@@ -163,8 +163,7 @@ static void device_key(char *out, size_t size, const char *id)
 }
 
 /* Reads a field of a hash into out ("" when absent). */
-static int read_field(redisContext *ctx, const char *key, const char *field, char *out,
-                      size_t size)
+static int read_field(redisContext *ctx, const char *key, const char *field, char *out, size_t size)
 {
     redisReply *r = NULL;
     if (RUN(ctx, &r, -1, "HGET", key, field) != 0)
@@ -320,8 +319,8 @@ static int cmd_status(redisContext *ctx, const options *o)
     if (!exists)
         return fail("no device '%s' in the registry (register it first)", o->args[0]);
     if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "MULTI") != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "HSET", key, BC_REGISTRY_FIELD_STATUS,
-            o->args[1]) != 0 ||
+        RUN(ctx, NULL, REDIS_REPLY_STATUS, "HSET", key, BC_REGISTRY_FIELD_STATUS, o->args[1]) !=
+            0 ||
         RUN(ctx, NULL, REDIS_REPLY_STATUS, "INCR", BC_REGISTRY_KEY_VERSION) != 0 ||
         exec_transaction(ctx) != 1)
         return EXIT_FAILURE;

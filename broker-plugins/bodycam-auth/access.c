@@ -1,14 +1,21 @@
 /*
- * access.c - ACL_CHECK and MESSAGE glue.
+ * access.c - the ACL_CHECK glue.
  *
- * ACL_CHECK: username -> principal (identity.c) -> rule (acl.c) -> count.
- * MESSAGE, for cameras only, in this order (cheapest refusal first, and a
- * flood of garbage still spends the camera's tokens):
+ * Every check: username -> principal (identity.c) -> rule (acl.c) -> count.
+ * A camera's publish that the rules allow then goes through, in this order
+ * (cheapest refusal first, and a flood of garbage still spends the
+ * camera's tokens):
  *
  *   1. the topic parses as one of the camera's own message topics
  *   2. rate: the messages/s and bytes/s buckets of its class
  *      (upload chunks have their own, larger allowance)
  *   3. payload: proto's decoder, and the device it names
+ *
+ * This is done in ACL_CHECK and not in the MESSAGE event because Mosquitto
+ * 2.0.11 publishes a client's will after an ACL_CHECK but without a MESSAGE
+ * event: in MESSAGE a camera could still emit one unchecked payload per
+ * connection. A refusal is MOSQ_ERR_ACL_DENIED either way (an MQTT v5 QoS 1
+ * publisher gets PUBACK 135), and each message is decoded once.
  */
 #include "broker-plugins/bodycam-auth/access.h"
 
@@ -81,22 +88,47 @@ static void log_drop(bc_auth *a, const char *device, const char *topic, const ch
                          device, bc_identity_printable(topic, t, sizeof(t)), reason, detail);
 }
 
-/* A camera's will is published without a MESSAGE event, so its payload is
- * checked here, on the conn topic where wills live. */
-static int camera_conn_payload_ok(bc_auth *a, const bc_principal *who,
-                                  const struct mosquitto_evt_acl_check *ed)
+/* Rate and payload of a camera's publish, in ACL_CHECK (WRITE) rather than
+ * in the MESSAGE event: the broker publishes a client's will without a
+ * MESSAGE event but with this check, so only here does every message a
+ * camera can emit pass through. A context with protocol version 0 is not a
+ * client but the broker re-checking a retained message's original
+ * publisher (check_retain_source) for a new subscriber: validated again,
+ * but not charged to the camera's rate. */
+static int camera_write_ok(bc_auth *a, const bc_principal *who,
+                           const struct mosquitto_evt_acl_check *ed)
 {
     bc_topic parsed;
-    if (bc_topic_parse(ed->topic, &parsed, NULL) != BC_OK || parsed.kind != BC_TOPIC_CONN)
-        return 1;
     bc_error err = {{0}};
+    if (bc_topic_parse(ed->topic, &parsed, &err) != BC_OK) {
+        bc_metrics_inc(&a->metrics, BC_M_MSG_INVALID);
+        log_drop(a, who->name, ed->topic, "topic", err.text);
+        return 0;
+    }
+    int live = mosquitto_client_protocol_version(ed->client) != 0;
+    if (live) {
+        bc_camera *cam = bc_cameras_find(&a->cameras, who->name);
+        bc_rate_class cls = parsed.kind == BC_TOPIC_UPLOAD ? BC_RATE_UPLOAD : BC_RATE_MESSAGES;
+        bc_rate_verdict rate =
+            cam ? bc_ratelimit_take(&cam->rate, a->cfg.rate, cls, bc_auth_now_ns(), ed->payloadlen)
+                : BC_RATE_TOO_MANY;
+        if (rate != BC_RATE_PASS) {
+            int msgs = rate == BC_RATE_TOO_MANY;
+            bc_metrics_inc(&a->metrics, msgs ? BC_M_MSG_RATE_MESSAGES : BC_M_MSG_RATE_BYTES);
+            log_drop(a, who->name, ed->topic, "rate", msgs ? "messages/s limit" : "bytes/s limit");
+            return 0;
+        }
+    }
     bc_validate_result r = bc_validate_camera_message(who->name, &parsed, ed->payload,
                                                       ed->payloadlen, &a->cfg.limits, &err);
-    if (r == BC_VALID_OK)
-        return 1;
-    bc_metrics_inc(&a->metrics, validate_metric(r));
-    log_drop(a, who->name, ed->topic, bc_validate_result_name(r), err.text);
-    return 0;
+    if (r != BC_VALID_OK) {
+        bc_metrics_inc(&a->metrics, validate_metric(r));
+        log_drop(a, who->name, ed->topic, bc_validate_result_name(r), err.text);
+        return 0;
+    }
+    if (live)
+        bc_metrics_inc(&a->metrics, BC_M_MSG_ACCEPTED);
+    return 1;
 }
 
 int bc_access_on_acl_check(int event, void *event_data, void *userdata)
@@ -113,8 +145,7 @@ int bc_access_on_acl_check(int event, void *event_data, void *userdata)
     bc_acl_result result = bc_acl_check(&who, access, ed->topic, ed->retain);
     bc_metrics_acl(&a->metrics, access, result);
     if (result == BC_ACL_ALLOW) {
-        if (who.role == BC_ROLE_CAMERA && access == BC_ACL_WRITE &&
-            !camera_conn_payload_ok(a, &who, ed))
+        if (who.role == BC_ROLE_CAMERA && access == BC_ACL_WRITE && !camera_write_ok(a, &who, ed))
             return MOSQ_ERR_ACL_DENIED;
         return MOSQ_ERR_SUCCESS;
     }
@@ -126,43 +157,5 @@ int bc_access_on_acl_check(int event, void *event_data, void *userdata)
             bc_identity_printable(mosquitto_client_username(ed->client), user, sizeof(user)),
             bc_role_name(who.role), bc_acl_result_name(result));
     }
-    return MOSQ_ERR_ACL_DENIED;
-}
-
-int bc_access_on_message(int event, void *event_data, void *userdata)
-{
-    struct mosquitto_evt_message *ed = event_data;
-    bc_auth *a = userdata;
-    (void)event;
-    bc_principal who;
-    if (bc_identity_principal(a, mosquitto_client_username(ed->client), &who) != BC_ROLE_CAMERA)
-        return MOSQ_ERR_SUCCESS; /* services are trusted writers; acl.c refused the rest */
-
-    bc_topic parsed;
-    bc_error err = {{0}};
-    if (bc_topic_parse(ed->topic, &parsed, &err) != BC_OK) {
-        bc_metrics_inc(&a->metrics, BC_M_MSG_INVALID);
-        log_drop(a, who.name, ed->topic, "topic", err.text);
-        return MOSQ_ERR_ACL_DENIED;
-    }
-    bc_camera *cam = bc_cameras_find(&a->cameras, who.name);
-    bc_rate_class cls = parsed.kind == BC_TOPIC_UPLOAD ? BC_RATE_UPLOAD : BC_RATE_MESSAGES;
-    bc_rate_verdict rate =
-        cam ? bc_ratelimit_take(&cam->rate, a->cfg.rate, cls, bc_auth_now_ns(), ed->payloadlen)
-            : BC_RATE_TOO_MANY;
-    if (rate != BC_RATE_PASS) {
-        bc_metrics_inc(&a->metrics,
-                       rate == BC_RATE_TOO_MANY ? BC_M_MSG_RATE_MESSAGES : BC_M_MSG_RATE_BYTES);
-        log_drop(a, who.name, ed->topic, "rate",
-                 rate == BC_RATE_TOO_MANY ? "messages/s limit" : "bytes/s limit");
-        return MOSQ_ERR_ACL_DENIED;
-    }
-
-    bc_validate_result r = bc_validate_camera_message(who.name, &parsed, ed->payload,
-                                                      ed->payloadlen, &a->cfg.limits, &err);
-    bc_metrics_inc(&a->metrics, validate_metric(r));
-    if (r == BC_VALID_OK)
-        return MOSQ_ERR_SUCCESS;
-    log_drop(a, who.name, ed->topic, bc_validate_result_name(r), err.text);
     return MOSQ_ERR_ACL_DENIED;
 }

@@ -68,7 +68,7 @@ typedef struct bc_auth {
     bc_camera_table cameras;
     bc_dashboard_session *dashboards; /* [BC_AUTH_MAX_DASHBOARD_SESSIONS] */
     size_t dashboard_count;
-    uint8_t mac_key[32];                  /* random per run, for dashboard session MACs */
+    uint8_t mac_key[32];                   /* random per run, for dashboard session MACs */
     char dummy_hash[BC_PASSWORD_HASH_MAX]; /* verified for unknown users: same cost */
     bc_rate_state auth_budget;             /* slow password checks */
     bc_rate_limits auth_limits[BC_RATE_CLASS_COUNT];

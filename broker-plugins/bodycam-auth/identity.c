@@ -99,14 +99,13 @@ static int refuse(bc_auth *a, struct mosquitto *client, bc_metric reason, const 
 {
     char id[80], name[80], address[64];
     bc_metrics_inc(&a->metrics, reason);
-    mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         BC_AUTH_LOG_PREFIX " | auth | refused reason=%s identity=%s client=%s "
-                                            "address=%s: %s",
-                         bc_metric_name(reason), bc_identity_printable(who, name, sizeof(name)),
-                         bc_identity_printable(mosquitto_client_id(client), id, sizeof(id)),
-                         bc_identity_printable(mosquitto_client_address(client), address,
-                                               sizeof(address)),
-                         detail);
+    mosquitto_log_printf(
+        MOSQ_LOG_NOTICE,
+        BC_AUTH_LOG_PREFIX " | auth | refused reason=%s identity=%s client=%s "
+                           "address=%s: %s",
+        bc_metric_name(reason), bc_identity_printable(who, name, sizeof(name)),
+        bc_identity_printable(mosquitto_client_id(client), id, sizeof(id)),
+        bc_identity_printable(mosquitto_client_address(client), address, sizeof(address)), detail);
     return MOSQ_ERR_AUTH;
 }
 
@@ -124,8 +123,8 @@ static int admit(bc_auth *a, struct mosquitto *client, bc_metric what, const cha
         return refuse(a, client, BC_M_AUTH_UNKNOWN, username, "cannot set the username");
     bc_metrics_inc(&a->metrics, what);
     mosquitto_log_printf(MOSQ_LOG_INFO, BC_AUTH_LOG_PREFIX " | auth | accepted %s client=%s",
-                         username, bc_identity_printable(mosquitto_client_id(client), id,
-                                                         sizeof(id)));
+                         username,
+                         bc_identity_printable(mosquitto_client_id(client), id, sizeof(id)));
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -288,8 +287,8 @@ static int auth_password(bc_auth *a, struct mosquitto *client, const char *usern
     if (u != NULL && session_matches(a, u, pw))
         return admit(a, client, BC_M_AUTH_DASHBOARD, BC_AUTH_DASHBOARD_PREFIX, u->name);
 
-    if (bc_ratelimit_take(&a->auth_budget, a->auth_limits, BC_RATE_MESSAGES, bc_auth_now_ns(),
-                          0) != BC_RATE_PASS)
+    if (bc_ratelimit_take(&a->auth_budget, a->auth_limits, BC_RATE_MESSAGES, bc_auth_now_ns(), 0) !=
+        BC_RATE_PASS)
         return refuse(a, client, BC_M_AUTH_THROTTLED, username,
                       "too many password checks per second; try again");
     bc_error err = {{0}};
@@ -310,7 +309,6 @@ int bc_identity_on_basic_auth(int event, void *event_data, void *userdata)
     bc_auth *a = userdata;
     (void)event;
     X509 *cert = mosquitto_client_certificate(ed->client);
-    (void)mosquitto_strdup("leak");
     int rc;
     /* Both paths may replace the client's username, which frees
      * ed->username: neither reads it after mosquitto_set_username(). */
@@ -428,8 +426,7 @@ bc_status bc_identity_init(bc_auth *a, bc_error *err)
 void bc_identity_cleanup(bc_auth *a)
 {
     if (a->dashboards != NULL)
-        OPENSSL_clear_free(a->dashboards,
-                           BC_AUTH_MAX_DASHBOARD_SESSIONS * sizeof(*a->dashboards));
+        OPENSSL_clear_free(a->dashboards, BC_AUTH_MAX_DASHBOARD_SESSIONS * sizeof(*a->dashboards));
     a->dashboards = NULL;
     a->dashboard_count = 0;
     OPENSSL_cleanse(a->mac_key, sizeof(a->mac_key));

@@ -16,29 +16,29 @@
 #include "proto/status.h"
 
 typedef enum bc_metric {
-    BC_M_AUTH_CAMERA,        /* a camera connected */
-    BC_M_AUTH_SERVICE,       /* a service connected */
-    BC_M_AUTH_DASHBOARD,     /* a dashboard user connected */
-    BC_M_AUTH_BAD_IDENTITY,  /* CN/username outside its alphabet: + # / NUL non-UTF-8 ... */
-    BC_M_AUTH_UNKNOWN,       /* not in the registry (or no registry loaded yet) */
-    BC_M_AUTH_NOT_ACTIVE,    /* device lost or revoked */
-    BC_M_AUTH_FINGERPRINT,   /* certificate not among the device's fingerprints */
-    BC_M_AUTH_CLIENT_ID,     /* client id not allowed for this identity */
-    BC_M_AUTH_PASSWORD,      /* wrong password or malformed stored hash */
-    BC_M_AUTH_THROTTLED,     /* slow-hash budget exhausted: refused without hashing */
-    BC_M_AUTH_NO_CERT,       /* no certificate and no username */
-    BC_M_MSG_ACCEPTED,       /* camera payload validated and within its rate */
-    BC_M_MSG_MALFORMED,      /* not JSON, bad UTF-8, too deep */
-    BC_M_MSG_WRONG_DEVICE,   /* the payload names another device than its topic */
-    BC_M_MSG_VERSION,        /* wrong "v" */
-    BC_M_MSG_TOO_BIG,        /* over the size limit of its topic */
-    BC_M_MSG_INVALID,        /* missing field, wrong type, value out of range */
-    BC_M_MSG_RATE_MESSAGES,  /* messages/s bucket empty */
-    BC_M_MSG_RATE_BYTES,     /* bytes/s bucket short */
-    BC_M_KICK,               /* a client disconnected by registry change */
-    BC_M_REGISTRY_LOAD,      /* a new registry snapshot taken over */
-    BC_M_REDIS_DOWN,         /* transitions of the registry worker to "Redis down" */
-    BC_M_LOG_SUPPRESSED,     /* refusal log lines skipped over the log budget */
+    BC_M_AUTH_CAMERA,       /* a camera connected */
+    BC_M_AUTH_SERVICE,      /* a service connected */
+    BC_M_AUTH_DASHBOARD,    /* a dashboard user connected */
+    BC_M_AUTH_BAD_IDENTITY, /* CN/username outside its alphabet: + # / NUL non-UTF-8 ... */
+    BC_M_AUTH_UNKNOWN,      /* not in the registry (or no registry loaded yet) */
+    BC_M_AUTH_NOT_ACTIVE,   /* device lost or revoked */
+    BC_M_AUTH_FINGERPRINT,  /* certificate not among the device's fingerprints */
+    BC_M_AUTH_CLIENT_ID,    /* client id not allowed for this identity */
+    BC_M_AUTH_PASSWORD,     /* wrong password or malformed stored hash */
+    BC_M_AUTH_THROTTLED,    /* slow-hash budget exhausted: refused without hashing */
+    BC_M_AUTH_NO_CERT,      /* no certificate and no username */
+    BC_M_MSG_ACCEPTED,      /* camera payload validated and within its rate */
+    BC_M_MSG_MALFORMED,     /* not JSON, bad UTF-8, too deep */
+    BC_M_MSG_WRONG_DEVICE,  /* the payload names another device than its topic */
+    BC_M_MSG_VERSION,       /* wrong "v" */
+    BC_M_MSG_TOO_BIG,       /* over the size limit of its topic */
+    BC_M_MSG_INVALID,       /* missing field, wrong type, value out of range */
+    BC_M_MSG_RATE_MESSAGES, /* messages/s bucket empty */
+    BC_M_MSG_RATE_BYTES,    /* bytes/s bucket short */
+    BC_M_KICK,              /* a client disconnected by registry change */
+    BC_M_REGISTRY_LOAD,     /* a new registry snapshot taken over */
+    BC_M_REDIS_DOWN,        /* transitions of the registry worker to "Redis down" */
+    BC_M_LOG_SUPPRESSED,    /* refusal log lines skipped over the log budget */
     BC_METRIC_COUNT
 } bc_metric;
 

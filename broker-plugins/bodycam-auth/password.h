@@ -21,7 +21,7 @@
 
 #include "proto/status.h"
 
-#define BC_PASSWORD_HASH_MAX 160            /* encoded string, with the NUL */
+#define BC_PASSWORD_HASH_MAX 160 /* encoded string, with the NUL */
 #define BC_PASSWORD_DEFAULT_ITERATIONS 100000
 #define BC_PASSWORD_MIN_ITERATIONS 10000    /* weaker hashes are refused */
 #define BC_PASSWORD_MAX_ITERATIONS 10000000 /* a bound on one check's time */

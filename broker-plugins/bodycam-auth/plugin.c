@@ -47,10 +47,18 @@ typedef struct option_def {
 } option_def;
 
 #define FIELD(f) offsetof(bc_auth_config, f)
-#define INT(name, f, min, max, def) {name, OPT_INT, min, max, def, FIELD(f), sizeof(int64_t)}
-#define BOOL(name, f, def) {name, OPT_BOOL, 0, 1, def, FIELD(f), sizeof(int64_t)}
-#define STRING(name, f, def) \
-    {name, OPT_STRING, 0, 0, def, FIELD(f), sizeof(((bc_auth_config *)0)->f)}
+#define INT(name, f, min, max, def)                                                                \
+    {                                                                                              \
+        name, OPT_INT, min, max, def, FIELD(f), sizeof(int64_t)                                    \
+    }
+#define BOOL(name, f, def)                                                                         \
+    {                                                                                              \
+        name, OPT_BOOL, 0, 1, def, FIELD(f), sizeof(int64_t)                                       \
+    }
+#define STRING(name, f, def)                                                                       \
+    {                                                                                              \
+        name, OPT_STRING, 0, 0, def, FIELD(f), sizeof(((bc_auth_config *)0)->f)                    \
+    }
 
 static const option_def options[] = {
     STRING("redis_host", registry.host, "127.0.0.1"),
@@ -82,7 +90,6 @@ static const struct {
 } callbacks[] = {
     {MOSQ_EVT_BASIC_AUTH, bc_identity_on_basic_auth},
     {MOSQ_EVT_ACL_CHECK, bc_access_on_acl_check},
-    {MOSQ_EVT_MESSAGE, bc_access_on_message},
     {MOSQ_EVT_TICK, bc_tick_on_tick},
 };
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
@@ -113,8 +120,9 @@ static bc_status set_option(bc_auth_config *cfg, const option_def *o, const char
         errno = 0;
         long long n = strtoll(value, &end, 10);
         if (errno != 0 || end == value || *end != '\0' || n < o->min || n > o->max)
-            return bc_fail(err, BC_ERR_INVAL, "plugin_opt_%s: expected a whole number in "
-                                              "[%lld, %lld], got '%s'",
+            return bc_fail(err, BC_ERR_INVAL,
+                           "plugin_opt_%s: expected a whole number in "
+                           "[%lld, %lld], got '%s'",
                            o->name, (long long)o->min, (long long)o->max, value);
         v = n;
     }
@@ -139,8 +147,10 @@ static bc_status parse_services(bc_auth_config *cfg, bc_error *err)
     char *save = NULL;
     for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         if (!bc_device_id_valid(name))
-            return bc_fail(err, BC_ERR_INVAL, "plugin_opt_services: '%s' is not a name in "
-                                              "[a-z0-9][a-z0-9_-]{0,31}", name);
+            return bc_fail(err, BC_ERR_INVAL,
+                           "plugin_opt_services: '%s' is not a name in "
+                           "[a-z0-9][a-z0-9_-]{0,31}",
+                           name);
         if (cfg->service_count == BC_AUTH_MAX_SERVICES)
             return bc_fail(err, BC_ERR_TOO_BIG, "plugin_opt_services: more than %d names",
                            BC_AUTH_MAX_SERVICES);
@@ -162,21 +172,23 @@ static bc_status check_config(bc_auth_config *cfg, bc_error *err)
     if (cfg->registry.host[0] == '\0')
         return bc_fail(err, BC_ERR_INVAL, "plugin_opt_redis_host is empty");
     if (cfg->rate_bytes_per_s > 0 && cfg->rate_bytes_burst < cfg->max_payload)
-        return bc_fail(err, BC_ERR_INVAL, "plugin_opt_rate_bytes_burst must be at least "
-                                          "plugin_opt_max_payload, or no message could pass");
+        return bc_fail(err, BC_ERR_INVAL,
+                       "plugin_opt_rate_bytes_burst must be at least "
+                       "plugin_opt_max_payload, or no message could pass");
     if (cfg->upload_bytes_per_s > 0 && cfg->upload_bytes_burst < cfg->max_upload_payload)
-        return bc_fail(err, BC_ERR_INVAL, "plugin_opt_upload_bytes_burst must be at least "
-                                          "plugin_opt_max_upload_payload");
+        return bc_fail(err, BC_ERR_INVAL,
+                       "plugin_opt_upload_bytes_burst must be at least "
+                       "plugin_opt_max_upload_payload");
     cfg->registry.port = (int)cfg->redis_port;
     cfg->registry.poll_ms = (int)cfg->redis_poll_ms;
     cfg->registry.timeout_ms = (int)cfg->redis_timeout_ms;
     cfg->registry.full_reload_s = (int)cfg->registry_full_reload_s;
-    cfg->rate[BC_RATE_MESSAGES] = (bc_rate_limits){
-        (double)cfg->rate_msgs_per_s, (double)cfg->rate_msgs_burst,
-        (double)cfg->rate_bytes_per_s, (double)cfg->rate_bytes_burst};
-    cfg->rate[BC_RATE_UPLOAD] = (bc_rate_limits){
-        (double)cfg->upload_msgs_per_s, (double)cfg->upload_msgs_burst,
-        (double)cfg->upload_bytes_per_s, (double)cfg->upload_bytes_burst};
+    cfg->rate[BC_RATE_MESSAGES] =
+        (bc_rate_limits){(double)cfg->rate_msgs_per_s, (double)cfg->rate_msgs_burst,
+                         (double)cfg->rate_bytes_per_s, (double)cfg->rate_bytes_burst};
+    cfg->rate[BC_RATE_UPLOAD] =
+        (bc_rate_limits){(double)cfg->upload_msgs_per_s, (double)cfg->upload_msgs_burst,
+                         (double)cfg->upload_bytes_per_s, (double)cfg->upload_bytes_burst};
     cfg->limits.max_payload = (size_t)cfg->max_payload;
     cfg->limits.max_upload_payload = (size_t)cfg->max_upload_payload;
     return BC_OK;
@@ -265,8 +277,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     a->auth_limits[BC_RATE_MESSAGES] = (bc_rate_limits){0, 0, 0, 0};
     if (load_options(&a->cfg, opts, opt_count, &err) != BC_OK)
         goto fail;
-    a->auth_limits[BC_RATE_MESSAGES] = (bc_rate_limits){
-        (double)a->cfg.auth_slow_per_s, (double)a->cfg.auth_slow_burst, 0, 0};
+    a->auth_limits[BC_RATE_MESSAGES] =
+        (bc_rate_limits){(double)a->cfg.auth_slow_per_s, (double)a->cfg.auth_slow_burst, 0, 0};
     a->log_limits[BC_RATE_MESSAGES] = (bc_rate_limits){20, 50, 0, 0};
     if (bc_identity_init(a, &err) != BC_OK)
         goto fail;

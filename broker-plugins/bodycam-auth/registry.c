@@ -44,11 +44,11 @@ struct bc_registry {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    bool stopping;                  /* under lock */
-    bc_registry_snapshot *pending;  /* under lock */
-    char error[512];                /* under lock */
-    unsigned error_seq;             /* under lock */
-    unsigned error_seen;            /* broker thread only */
+    bool stopping;                 /* under lock */
+    bc_registry_snapshot *pending; /* under lock */
+    char error[512];               /* under lock */
+    unsigned error_seq;            /* under lock */
+    unsigned error_seen;           /* broker thread only */
     atomic_int pending_flag;
     atomic_int redis_up;
 };
@@ -355,8 +355,7 @@ bc_status bc_registry_fetch(const bc_registry_config *cfg, bc_registry_snapshot 
         return bc_fail(err, BC_ERR_NOMEM, "redis: cannot allocate a connection");
     bc_status rc = BC_OK;
     if (ctx->err != 0 || redisSetTimeout(ctx, tv) != REDIS_OK)
-        rc = bc_fail(err, BC_ERR_UNAVAILABLE, "redis %s:%d: %s", cfg->host, cfg->port,
-                     ctx->errstr);
+        rc = bc_fail(err, BC_ERR_UNAVAILABLE, "redis %s:%d: %s", cfg->host, cfg->port, ctx->errstr);
     else
         rc = bc_registry_load(ctx, out, err);
     redisFree(ctx);
@@ -438,9 +437,9 @@ static redisContext *connect_redis(bc_registry *reg)
 
 typedef struct worker_state {
     redisContext *ctx;
-    int loaded;          /* a snapshot was loaded on this connection */
-    uint64_t version;    /* of the last snapshot handed over */
-    uint64_t loaded_ns;  /* when */
+    int loaded;         /* a snapshot was loaded on this connection */
+    uint64_t version;   /* of the last snapshot handed over */
+    uint64_t loaded_ns; /* when */
 } worker_state;
 
 static int reload_due(const bc_registry *reg, const worker_state *w, uint64_t version)

@@ -125,9 +125,8 @@ bc_status bc_device_status_parse(const char *text, bc_device_status *out);
 /* Parses "hex,hex,..." (lower or upper case, no spaces) into out; an empty
  * string gives 0 fingerprints. BC_ERR_PARSE for a bad entry, BC_ERR_TOO_BIG
  * over BC_REGISTRY_MAX_FINGERPRINTS. */
-bc_status bc_registry_parse_fingerprints(const char *csv,
-                                         uint8_t out[][BC_FINGERPRINT_LEN], size_t *count,
-                                         bc_error *err);
+bc_status bc_registry_parse_fingerprints(const char *csv, uint8_t out[][BC_FINGERPRINT_LEN],
+                                         size_t *count, bc_error *err);
 
 /* Connects, loads once and disconnects, within about cfg->timeout_ms per
  * step. Used at plugin start so that the broker knows the fleet before its

@@ -48,8 +48,9 @@ static void watch_redis(bc_auth *a)
             bc_metrics_inc(&a->metrics, BC_M_REDIS_DOWN);
         mosquitto_log_printf(up ? MOSQ_LOG_NOTICE : MOSQ_LOG_WARNING,
                              BC_AUTH_LOG_PREFIX " | registry | redis %s%s%s", up ? "up" : "down",
-                             up ? "" : " (keeping the last registry; unknown identities "
-                                       "are refused): ",
+                             up ? ""
+                                : " (keeping the last registry; unknown identities "
+                                  "are refused): ",
                              up ? "" : (fresh_error ? why : ""));
         a->redis_up_seen = up;
         return;

@@ -55,8 +55,8 @@ bc_validate_result bc_validate_camera_message(const char *device, const bc_topic
         bc_fail(err, BC_ERR_DENIED, "topic is not one of the camera's own message topics");
         return BC_VALID_WRONG_DEVICE;
     }
-    size_t limit = parsed.kind == BC_TOPIC_UPLOAD ? limits->max_upload_payload
-                                                  : limits->max_payload;
+    size_t limit =
+        parsed.kind == BC_TOPIC_UPLOAD ? limits->max_upload_payload : limits->max_payload;
     if (len > limit) {
         bc_fail(err, BC_ERR_TOO_BIG, "payload of %zu bytes is over the limit of %zu", len, limit);
         return BC_VALID_TOO_BIG;

@@ -124,8 +124,7 @@ cleanup:
     return rc;
 }
 
-bc_status bc_file_read_all(const char *path, size_t max_len, char **out, size_t *len,
-                           bc_error *err)
+bc_status bc_file_read_all(const char *path, size_t max_len, char **out, size_t *len, bc_error *err)
 {
     *out = NULL;
     *len = 0;

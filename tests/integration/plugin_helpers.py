@@ -44,7 +44,7 @@ def plugin_stack_args(cameras=2, **options):
     """run_checks/Stack keyword arguments for a stack with the plugin; options
     become plugin_opt_<name> (metrics every second unless given)."""
     options.setdefault("metrics_interval_s", 1)
-    extra = ["--plugin"]
+    extra = ["--plugin", "--no-agents"]  # the tests play the cameras, with their client ids
     for name, value in options.items():
         extra += ["--plugin-opt", f"{name}={value}"]
     return {"cameras": cameras, "extra_args": extra}

@@ -127,13 +127,17 @@ def connect_eventually_refused(stack, device, timeout=5.0):
 
 
 def check_dashboard_user_removed_and_password_changed(stack):
-    registry(stack, "dashboard-user", "bob", "-", stdin="first password\n")
+    # fewer PBKDF2 iterations than the default so that the CLI's own hashing
+    # does not count against the one-second limit measured from its start
+    registry(stack, "--iterations", "10000", "dashboard-user", "bob", "-",
+             stdin="first password\n")
     dash = connect_eventually(stack, lambda: stack.dashboard_client(username="bob",
                                                                     password="first password"),
                               what="bob accepted")
     try:
         started = time.monotonic()
-        registry(stack, "dashboard-user", "bob", "-", stdin="second password\n")
+        registry(stack, "--iterations", "10000", "dashboard-user", "bob", "-",
+                 stdin="second password\n")
         kicked_within(dash, started)
     finally:
         dash.close()

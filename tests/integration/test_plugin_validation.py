@@ -3,7 +3,7 @@
 decoders before anyone gets it. Malformed JSON, a payload naming another
 device than its topic, a wrong schema version, an oversize payload, a
 missing or mistyped field: each is dropped and counted by reason, while the
-valid messages around it keep flowing in order. Per-camera rate limits
+valid messages around it keep flowing in order; so is a will. Per-camera rate limits
 (messages/s and bytes/s, a separate larger allowance for upload chunks)
 stop a flooding camera without touching the others. The counters are
 published as a retained bodycam/v1/broker/metrics that services can read.
@@ -154,6 +154,38 @@ def check_byte_rate_limit(stack):
         watcher.close()
 
 
+def drop_connection(client):
+    """Ends a client's connection without DISCONNECT, so the broker sends its will."""
+    client._stop.set()
+    if client._thread is not None:
+        client._thread.join(timeout=5)
+    client.mqtt.socket().close()
+
+
+def check_wills_validated(stack):
+    """A camera's will is a publish too: a garbage will (on state) or one
+    naming another device (on conn) is not delivered when the camera drops
+    off; a valid will on conn is (the control)."""
+    n = unique()
+    with stack.connected(stack.service_client("gateway")) as gw:
+        gw.subscribe(device_topic("+", "#"))
+        wills = [("cam-001", "state", b"{garbage"),
+                 ("cam-001", "conn", json.dumps(dict(message("conn", "cam-002", n),
+                                                     status="offline")).encode()),
+                 ("cam-003", "conn", json.dumps(dict(message("conn", "cam-003", n + 1),
+                                                     status="offline")).encode())]
+        for device, kind, payload in wills:
+            c = stack.device_client(device)
+            c.mqtt.will_set(device_topic(device, kind), payload, qos=1)
+            check(stack.connect(c), f"{device}: {c.error}")
+            drop_connection(c)
+            c.close()
+        gw.wait_message(device_topic("cam-003", "conn"), marker_is(n + 1))
+        bad = [m for m in gw.received(device_topic("cam-001", "state")) +
+               gw.received(device_topic("cam-001", "conn"))]
+        check(not bad, f"an invalid will was delivered: {bad}")
+
+
 def check_metrics_message(stack):
     """The metrics are a retained message with the schema version, a time,
     the Redis and registry state and the counters; a service reads them."""
@@ -177,5 +209,6 @@ if __name__ == "__main__":
          check_bad_payloads_dropped_good_flow),
         ("messages/s limit per camera, uploads separate", check_message_rate_limit),
         ("bytes/s limit per camera", check_byte_rate_limit),
+        ("a camera's will is validated like a publish", check_wills_validated),
         ("metrics: retained, periodic, readable by services", check_metrics_message),
     ], **plugin_stack_args(cameras=3, **RATE)))

@@ -88,8 +88,7 @@ static uint64_t append(bc_outbox *ob, const char *topic, const char *payload)
     return seq;
 }
 
-static void assert_msg(const bc_outbox_msg *m, uint64_t seq, const char *topic,
-                       const char *payload)
+static void assert_msg(const bc_outbox_msg *m, uint64_t seq, const char *topic, const char *payload)
 {
     assert_int_equal(m->seq, seq);
     assert_string_equal(m->topic, topic);

@@ -34,10 +34,10 @@ static bc_reactor *new_reactor(void)
 typedef struct fd_probe {
     int calls;
     unsigned last_events;
-    int drain;            /* read what is there */
-    int remove_self;      /* remove own watcher */
-    int victim_fd;        /* remove this watcher (and close it) when >= 0 */
-    int *victim_calls;    /* for the test's bookkeeping */
+    int drain;         /* read what is there */
+    int remove_self;   /* remove own watcher */
+    int victim_fd;     /* remove this watcher (and close it) when >= 0 */
+    int *victim_calls; /* for the test's bookkeeping */
     struct fd_probe *peer;
 } fd_probe;
 
@@ -64,8 +64,7 @@ static void test_read_write_and_pause(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     fd_probe p = {.drain = 1};
     assert_int_equal(bc_reactor_add_fd(r, sv[0], BC_REACTOR_READ, on_fd, &p, &err), BC_OK);
-    assert_int_equal(bc_reactor_add_fd(r, sv[0], BC_REACTOR_READ, on_fd, &p, &err),
-                     BC_ERR_EXISTS);
+    assert_int_equal(bc_reactor_add_fd(r, sv[0], BC_REACTOR_READ, on_fd, &p, &err), BC_ERR_EXISTS);
     assert_int_equal(bc_reactor_add_fd(r, -1, BC_REACTOR_READ, on_fd, &p, &err), BC_ERR_INVAL);
     assert_int_equal(bc_reactor_add_fd(r, sv[1], BC_REACTOR_READ, NULL, &p, &err), BC_ERR_INVAL);
     assert_int_equal(bc_reactor_fd_count(r), 1);
@@ -253,7 +252,7 @@ static void test_many_fds(void **state)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     size_t pairs = rl.rlim_cur >= want ? 2000 : (rl.rlim_cur - 64) / 2;
-    int (*sv)[2] = calloc(pairs, sizeof(*sv));
+    int(*sv)[2] = calloc(pairs, sizeof(*sv));
     fd_probe *probes = calloc(pairs, sizeof(*probes));
     bc_reactor *r = new_reactor();
     bc_error err;
@@ -261,8 +260,8 @@ static void test_many_fds(void **state)
     for (size_t i = 0; i < pairs; i++) {
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), 0);
         probes[i].drain = 1;
-        assert_int_equal(
-            bc_reactor_add_fd(r, sv[i][0], BC_REACTOR_READ, on_fd, &probes[i], &err), BC_OK);
+        assert_int_equal(bc_reactor_add_fd(r, sv[i][0], BC_REACTOR_READ, on_fd, &probes[i], &err),
+                         BC_OK);
         if (sv[i][0] > max_fd)
             max_fd = sv[i][0];
     }

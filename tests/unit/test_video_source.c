@@ -118,8 +118,8 @@ static void test_verify(void **state)
     assert_int_equal(frames, 8);
     /* any contiguous slice: starts and ends mid-frame */
     assert_int_equal(bc_synthetic_verify(s + 5000, 20000, SEED, &first, &frames, &err), BC_OK);
-    assert_int_equal(first, 1);             /* byte 5000 is in frame 1 */
-    assert_int_equal(frames, 24999 / FS);   /* frames 1..6 */
+    assert_int_equal(first, 1);           /* byte 5000 is in frame 1 */
+    assert_int_equal(frames, 24999 / FS); /* frames 1..6 */
     assert_int_equal(bc_synthetic_verify(s + 1, 2 * FS, SEED, &first, &frames, &err), BC_OK);
     assert_int_equal(first, 0);
     assert_int_equal(frames, 3);
@@ -154,10 +154,8 @@ static void test_verify(void **state)
     free(gap);
 
     /* another camera's seed, or too little to find a header */
-    assert_int_equal(bc_synthetic_verify(s, 8 * FS, SEED + 1, &first, &frames, &err),
-                     BC_ERR_PARSE);
-    assert_int_equal(bc_synthetic_verify(s + 30, 100, SEED, &first, &frames, &err),
-                     BC_ERR_PARSE);
+    assert_int_equal(bc_synthetic_verify(s, 8 * FS, SEED + 1, &first, &frames, &err), BC_ERR_PARSE);
+    assert_int_equal(bc_synthetic_verify(s + 30, 100, SEED, &first, &frames, &err), BC_ERR_PARSE);
     /* bytes claimed to precede frame 0 */
     uint8_t pre[FS + 10];
     memset(pre, 0, 10);
@@ -269,8 +267,8 @@ static void test_stdin_through_reactor(void **state)
 
     bc_reactor *r = NULL;
     assert_int_equal(bc_reactor_new(&r, &err), BC_OK);
-    assert_int_equal(
-        bc_reactor_add_fd(r, STDIN_FILENO, BC_REACTOR_READ, on_readable, src, &err), BC_OK);
+    assert_int_equal(bc_reactor_add_fd(r, STDIN_FILENO, BC_REACTOR_READ, on_readable, src, &err),
+                     BC_OK);
     assert_int_equal(write(p[1], "abc", 3), 3);
     close(p[1]); /* then EOF */
     readable_calls = 0;
