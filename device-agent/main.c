@@ -383,7 +383,6 @@ static int open_fleet(fleet *f, const options *o, const bc_camera_config *cfgs, 
             return -1;
         }
     }
-    bc_timer_init(&f->report_timer, on_report, f);
     if (o->simulate != 0 && o->report_s > 0 &&
         bc_reactor_timer_start(f->r, &f->report_timer, o->report_s * 1000, o->report_s * 1000) !=
             BC_OK)
@@ -430,6 +429,8 @@ static int run(const options *o, const bc_camera_config *cfgs, size_t n)
     bc_error err;
     fleet f;
     memset(&f, 0, sizeof(f));
+    /* Before anything can fail: shutdown_fleet() stops this timer. */
+    bc_timer_init(&f.report_timer, on_report, &f);
     if (install_signals() != 0) {
         log_error("cannot install the signal handlers");
         return EXIT_RUNTIME;

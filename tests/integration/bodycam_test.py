@@ -315,7 +315,12 @@ class Stack:
     `bodycam-stack up` on enter, `down` always on exit; the tail of every
     log is printed when the block raised or a check failed."""
 
-    def __init__(self, cameras=2, extra_args=(), build_dir=None):
+    def __init__(self, cameras=2, extra_args=(), build_dir=None, agents=False, plugin=True):
+        # Tests that play cameras themselves (with the cameras' own client
+        # ids) must not race a running agent for the same session: agents
+        # are off unless a test asks for them (or passes --agents).
+        self.agents = agents
+        self.plugin = plugin
         self.cameras = cameras
         self.extra_args = list(extra_args)
         self.build_dir = build_dir or BUILD_DIR
@@ -328,7 +333,9 @@ class Stack:
         self.dir = tempfile.mkdtemp(prefix="bodycam-it-")
         try:
             run([STACK_RUNNER, "up", self.dir, "--cameras", str(self.cameras),
-                 "--build-dir", self.build_dir, *self.extra_args])
+                 "--build-dir", self.build_dir,
+                 "--agents" if self.agents else "--no-agents",
+                 "--plugin" if self.plugin else "--no-plugin", *self.extra_args])
             self.reload()
         except BaseException:
             self.failed = True

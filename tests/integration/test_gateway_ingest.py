@@ -111,4 +111,7 @@ if __name__ == "__main__":
          check_lands_with_fields),
         ("invalid messages are dropped, logged and never copied", check_invalid_never_copied),
         ("health is trimmed (MAXLEN ~), events are kept", check_health_bounded_others_not),
-    ], cameras=2, extra_args=["--no-agents"]))
+    ], cameras=2, extra_args=["--no-agents"], plugin=False))
+    # Without the broker plugin: these tests flood and send invalid payloads on
+    # purpose to exercise the gateway's own checks, which the plugin (rate
+    # limits, validation) would otherwise stop at the broker first.

@@ -159,7 +159,10 @@ def drop_connection(client):
     client._stop.set()
     if client._thread is not None:
         client._thread.join(timeout=5)
-    client.mqtt.socket().close()
+    client.connected = False
+    sock = client.mqtt.socket()
+    if sock is not None:
+        sock.close()
 
 
 def check_wills_validated(stack):
@@ -179,7 +182,6 @@ def check_wills_validated(stack):
             c.mqtt.will_set(device_topic(device, kind), payload, qos=1)
             check(stack.connect(c), f"{device}: {c.error}")
             drop_connection(c)
-            c.close()
         gw.wait_message(device_topic("cam-003", "conn"), marker_is(n + 1))
         bad = [m for m in gw.received(device_topic("cam-001", "state")) +
                gw.received(device_topic("cam-001", "conn"))]
