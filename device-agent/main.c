@@ -83,7 +83,7 @@ static void usage(FILE *out)
         "  -n, --check              check the configuration (and its files) and exit\n"
         "      --simulate N         run N simulated cameras in this process\n"
         "      --stack FILE         simulation: identities from a stack.json (first N devices)\n"
-        "      --script SPEC        simulation: random:SEED[:MEAN_S] presses the buttons\n"
+        "      --script SPEC        a simulated officer: random:SEED[:MEAN_S] presses the buttons\n"
         "      --connect-spread-ms MS  simulation: spread the first connections over MS\n"
         "      --report-s S         simulation: a summary line every S seconds (0: off)\n"
         "  -h, --help               this text\n"
@@ -179,9 +179,9 @@ static int parse_options(int argc, char **argv, options *o)
     o->files = argv + optind;
     o->file_count = argc - optind;
     bool sim = o->simulate != 0;
-    if (!sim && (o->config == NULL || o->file_count > 0 || o->stack || o->script)) {
-        fprintf(stderr, PROGRAM ": one camera needs --config FILE (and nothing else but --set "
-                                "and -n); --stack, --script and camera files need --simulate\n");
+    if (!sim && (o->config == NULL || o->file_count > 0 || o->stack)) {
+        fprintf(stderr, PROGRAM ": one camera needs --config FILE (with --set, --script and -n "
+                                "as you like); --stack and camera files need --simulate\n");
         return -1;
     }
     if (sim && (o->stack != NULL) == (o->file_count > 0)) {
