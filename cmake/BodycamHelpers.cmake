@@ -36,11 +36,14 @@ function(bc_add_plugin name)
   install(TARGETS ${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/bodycam)
 endfunction()
 
-# A cmocka unit test, registered with ctest under the label "unit".
+# A cmocka unit test, registered with ctest under the label "unit". Every
+# test links bc_test_util (tests/unit/test_util.h: temp dirs, files, keys),
+# a static library defined in tests/unit/CMakeLists.txt; a test that uses
+# none of it pulls in nothing.
 function(bc_add_unit_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
-  target_link_libraries(${name} PRIVATE bc_build_flags PkgConfig::CMOCKA ${ARG_LIBS})
+  target_link_libraries(${name} PRIVATE bc_build_flags bc_test_util PkgConfig::CMOCKA ${ARG_LIBS})
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120)
 endfunction()

@@ -933,6 +933,14 @@ static void link_published(bc_link *link, int mid, int reason, void *userdata)
         log_warnx("%s: upload: %s", cam->cfg.device_id, err.text);
 }
 
+/* The link already wrote the ERROR line; the health reports carry it. */
+static void link_outbox_refused(bc_link *link, uint64_t seq, int reason, const char *text,
+                                void *userdata)
+{
+    bc_camera *cam = userdata;
+    bc_health_note_error(cam->health, text);
+}
+
 static int upload_publish(void *userdata, const char *topic, const char *payload, size_t len,
                           int qos, int *mid)
 {
@@ -1088,6 +1096,7 @@ static bc_status open_link(bc_camera *cam, int64_t first_delay_ms, bc_error *err
         .on_offline = link_offline,
         .on_message = link_message,
         .on_published = link_published,
+        .on_outbox_refused = link_outbox_refused,
     };
     bc_status st = bc_link_new(cam->r, &lc, cam->outbox, &cb, cam, &cam->link, err);
     if (st != BC_OK)

@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/fd.h"
 #include "common/log.h"
 
 #define IN_CAP 1024
@@ -294,17 +295,6 @@ static void on_client(bc_reactor *r, int fd, unsigned events, void *userdata)
     pump(cl);
 }
 
-static int set_nonblock_cloexec(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        return -1;
-    int fdfl = fcntl(fd, F_GETFD);
-    if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) != 0)
-        return -1;
-    return 0;
-}
-
 static void add_client(bc_control *c, int fd)
 {
     if (c->nclients >= BC_CONTROL_MAX_CLIENTS) {
@@ -349,7 +339,7 @@ static void on_listen(bc_reactor *r, int fd, unsigned events, void *userdata)
                 log_warn("control: accept on '%s' failed", c->path);
             return;
         }
-        if (set_nonblock_cloexec(cfd) != 0) {
+        if (bc_fd_set_nonblock_cloexec(cfd) != BC_OK) {
             log_warn("control: cannot configure a client socket");
             close(cfd);
             continue;
@@ -372,7 +362,7 @@ static bc_status clear_stale(const char *path, const struct sockaddr_un *addr, b
     if (!S_ISSOCK(st.st_mode))
         return bc_fail(err, BC_ERR_EXISTS, "'%s' exists and is not a socket", path);
     int probe = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (probe < 0 || set_nonblock_cloexec(probe) != 0) {
+    if (probe < 0 || bc_fd_set_nonblock_cloexec(probe) != BC_OK) {
         int saved = errno;
         if (probe >= 0)
             close(probe);
@@ -421,7 +411,7 @@ bc_status bc_control_open(bc_reactor *r, const char *path, bc_control_handler ha
     int saved = 0;
 
     c->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (c->listen_fd < 0 || set_nonblock_cloexec(c->listen_fd) != 0) {
+    if (c->listen_fd < 0 || bc_fd_set_nonblock_cloexec(c->listen_fd) != BC_OK) {
         rc = bc_fail(err, BC_ERR_IO, "control: cannot create a socket: %s", strerror(errno));
         goto cleanup;
     }

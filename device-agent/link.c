@@ -29,6 +29,19 @@
  * the libmosquitto call returned (`depth` counts the nesting), and the
  * watcher is removed by the fd number we registered before anything else
  * can open a file and reuse that number.
+ *
+ * The outbox and PUBACK 0x10 ("no matching subscribers": no gateway has
+ * subscribed yet, the broker dropped the message): the message stays and
+ * the link enters a hold episode -
+ *
+ *   window ──0x10──► HELD (no sends; retry timer) ──timer, window drained──►
+ *   PROBE (oldest pending message alone) ──0x10──► HELD (longer delay)
+ *                                        └─delivered──► window (episode over)
+ *
+ * Messages already in flight behind the held one keep their own PUBACKs
+ * (delivered ones are deleted, 0x10 ones stay). The probe restarts from the
+ * oldest pending message only once nothing is in flight, so nothing is
+ * ever in flight twice. A reconnect during an episode starts in PROBE.
  */
 #include "device-agent/link.h"
 
@@ -51,7 +64,9 @@
 #define LOOP_WRITE_PACKETS 64
 #define REASON_MAX 160
 #define MQTT_VERIFY_PEER 1
-#define STABLE_MS 10000 /* a session this long resets the backoff */
+#define STABLE_MS 10000  /* a session this long resets the backoff */
+#define HOLD_MIN_MS 1000 /* first retry after 0x10: at least this (or backoff_min_ms) */
+#define HOLD_WAIT_MS 200 /* the retry waits for the in-flight window to drain */
 
 typedef enum link_state {
     LINK_STOPPED,
@@ -93,6 +108,13 @@ struct bc_link {
     inflight_entry *inflight;
     size_t inflight_count;
     uint64_t last_sent_seq; /* outbox seq of the last message sent this session */
+
+    /* PUBACK 0x10 episode (see the top of the file) */
+    bc_timer hold_timer;
+    bool held;             /* delivery paused until hold_timer */
+    bool probing;          /* one message at a time until one is delivered */
+    bool hold_logged;      /* the episode's warning was written */
+    unsigned hold_retries; /* probes in this episode, for the delay */
     bc_link_stats stats;
 };
 
@@ -270,6 +292,10 @@ static void close_client(bc_link *l)
     }
     l->inflight_count = 0;
     l->last_sent_seq = 0;
+    /* an unfinished episode resumes with a probe on the next session */
+    bc_reactor_timer_stop(l->r, &l->hold_timer);
+    l->held = false;
+    l->probing = l->hold_logged;
 }
 
 /* Ends the attempt or session (outside any libmosquitto call). */
@@ -356,9 +382,10 @@ static bc_status send_one(bc_link *l, const bc_outbox_msg *m)
 
 static void pump_outbox(bc_link *l)
 {
-    if (l->state != LINK_ONLINE || l->lost)
+    if (l->state != LINK_ONLINE || l->lost || l->held)
         return;
-    while (l->inflight_count < l->cfg.inflight_window) {
+    size_t window = l->probing ? 1 : l->cfg.inflight_window;
+    while (l->inflight_count < window) {
         bc_outbox_msg m;
         if (bc_outbox_at(l->outbox, first_unsent(l), &m) != BC_OK)
             return;
@@ -379,6 +406,95 @@ static int take_inflight(bc_link *l, int mid, uint64_t *seq)
         return 1;
     }
     return 0;
+}
+
+/* ---- PUBACK reasons of outbox messages ---- */
+
+/* Delay before the next probe of a hold episode: doubling from
+ * max(backoff_min, HOLD_MIN_MS) up to backoff_max, the upper half of it
+ * random ("equal jitter": never 0, and a fleet does not retry in step). */
+static int64_t hold_delay_ms(const bc_link *l)
+{
+    int64_t base = l->cfg.backoff_min_ms > HOLD_MIN_MS ? l->cfg.backoff_min_ms : HOLD_MIN_MS;
+    int64_t max = l->cfg.backoff_max_ms > base ? l->cfg.backoff_max_ms : base;
+    int64_t cap = base;
+    for (unsigned i = 0; i < l->hold_retries && cap < max; i++)
+        cap = cap > max / 2 ? max : cap * 2;
+    return cap / 2 + (int64_t)(rand_unit() * (double)(cap / 2 + 1));
+}
+
+/* PUBACK 0x10: nobody subscribes to the topic (no gateway yet), the broker
+ * dropped the message. Keep it and pause the outbox (see the top). */
+static void hold_outbox(bc_link *l, uint64_t seq)
+{
+    l->stats.outbox_unrouted++;
+    if (l->held)
+        return; /* one more of the window behind the held one: it stays too */
+    int64_t delay = hold_delay_ms(l);
+    l->hold_retries++;
+    if (bc_reactor_timer_start(l->r, &l->hold_timer, delay, 0) != BC_OK) {
+        mark_lost(l, "cannot start the outbox retry timer", NULL); /* a reconnect retries */
+        return;
+    }
+    l->held = true;
+    l->probing = true;
+    if (l->hold_logged)
+        return;
+    l->hold_logged = true;
+    bc_outbox_msg m;
+    const char *topic = bc_outbox_find(l->outbox, seq, &m) == BC_OK ? m.topic : "its topic";
+    log_warnx("%s: nobody subscribes to %s (PUBACK 0x10 for outbox message %llu): kept, "
+              "delivery paused, retrying every few seconds until someone takes it",
+              l->cfg.device_id, topic, (unsigned long long)seq);
+}
+
+/* A message went through: an episode (if any) is over. */
+static void end_hold_episode(bc_link *l)
+{
+    if (l->hold_logged)
+        log_info("%s: the outbox is delivered again after %u retr%s", l->cfg.device_id,
+                 l->hold_retries, l->hold_retries == 1 ? "y" : "ies");
+    l->probing = false;
+    l->hold_logged = false;
+    l->hold_retries = 0;
+}
+
+/* PUBACK >= 0x80: the broker will never take this message (e.g. 0x87 not
+ * authorized: its plugin refused the payload). Keeping it would block the
+ * queue forever, so it is dropped (by the caller), loudly. */
+static void refuse_outbox(bc_link *l, uint64_t seq, int reason)
+{
+    char text[REASON_MAX + BC_TOPIC_MAX];
+    bc_outbox_msg m;
+    const char *topic = bc_outbox_find(l->outbox, seq, &m) == BC_OK ? m.topic : "?";
+    l->stats.outbox_refused++;
+    snprintf(text, sizeof(text),
+             "the broker refused outbox message %llu on %s (0x%02x %s); dropped",
+             (unsigned long long)seq, topic, (unsigned)reason, mosquitto_reason_string(reason));
+    log_errorx("%s: %s", l->cfg.device_id, text);
+    if (l->cb.on_outbox_refused != NULL)
+        l->cb.on_outbox_refused(l, seq, reason, text, l->userdata);
+}
+
+static void on_hold_timer(bc_reactor *r, bc_timer *t, void *userdata)
+{
+    bc_link *l = userdata;
+    (void)r;
+    (void)t;
+    if (!l->held || l->state != LINK_ONLINE || l->lost || l->mosq == NULL)
+        return;
+    if (l->inflight_count > 0) { /* PUBACKs behind the held message still to come */
+        if (bc_reactor_timer_start(l->r, &l->hold_timer, HOLD_WAIT_MS, 0) != BC_OK)
+            mark_lost(l, "cannot start the outbox retry timer", NULL);
+        link_after(l);
+        return;
+    }
+    l->held = false;
+    l->last_sent_seq = 0; /* the oldest pending message first, alone (probing) */
+    l->depth++;
+    pump_outbox(l);
+    l->depth--;
+    link_after(l);
 }
 
 /* ---- libmosquitto callbacks (inside loop calls: record, do not tear down) ---- */
@@ -459,11 +575,14 @@ static void cb_publish(struct mosquitto *m, void *obj, int mid, int reason,
             l->cb.on_published(l, mid, reason, l->userdata);
         return;
     }
-    if (reason >= 128) {
-        l->stats.outbox_refused++;
-        log_warnx("%s: the broker refused outbox message %llu (%s); dropped", l->cfg.device_id,
-                  (unsigned long long)seq, mosquitto_reason_string(reason));
+    if (reason == MQTT_RC_NO_MATCHING_SUBSCRIBERS) {
+        hold_outbox(l, seq);
+        return;
     }
+    if (reason >= 128)
+        refuse_outbox(l, seq, reason);
+    else if (!l->held)
+        end_hold_episode(l);
     bc_error err;
     if (bc_outbox_ack(l->outbox, seq, &err) != BC_OK)
         log_warnx("%s: outbox ack %llu: %s", l->cfg.device_id, (unsigned long long)seq, err.text);
@@ -658,6 +777,7 @@ bc_status bc_link_new(bc_reactor *r, const bc_link_config *cfg, bc_outbox *outbo
     bc_timer_init(&l->retry_timer, on_retry, l);
     bc_timer_init(&l->misc_timer, on_misc, l);
     bc_timer_init(&l->connect_timer, on_connect_timeout, l);
+    bc_timer_init(&l->hold_timer, on_hold_timer, l);
     *out = l;
     return BC_OK;
 }

@@ -24,11 +24,26 @@
  *
  * The outbox (events and acks) is delivered in seq order, at most
  * `inflight_window` QoS 1 messages unacknowledged at a time; each is
- * deleted from the outbox when its PUBACK arrives. After a reconnect the
- * oldest pending message goes first again (at least once: the receiver
- * drops duplicates by the event seq). Each attempt uses a new mosquitto
- * client, so libmosquitto never re-sends an old session's messages on its
- * own behind the outbox's back.
+ * deleted from the outbox when its PUBACK says the broker took it. After a
+ * reconnect the oldest pending message goes first again (at least once: the
+ * receiver drops duplicates by the event seq). Each attempt uses a new
+ * mosquitto client, so libmosquitto never re-sends an old session's
+ * messages on its own behind the outbox's back.
+ *
+ * What a PUBACK's reason code means for an outbox message (MQTT v5):
+ *   < 0x80 except 0x10   delivered: deleted from the outbox;
+ *   0x10 no matching subscribers   nobody (no gateway) took it: it stays,
+ *                        delivery pauses (later messages wait, so the order
+ *                        holds) and the oldest pending message is tried
+ *                        again alone after a delay (growing per retry, from
+ *                        max(backoff_min_ms, 1 s) up to backoff_max_ms),
+ *                        then the full window resumes once one goes
+ *                        through; one warning per episode;
+ *   >= 0x80 (e.g. 0x87 not authorized: the broker's plugin refused the
+ *                        payload)  the broker will never take it: dropped
+ *                        with an ERROR line and on_outbox_refused (which
+ *                        the camera counts in its health errors), so one
+ *                        bad message cannot block the queue forever.
  *
  * Telemetry (health) and retained state go through bc_link_publish: sent
  * only while online, never queued.
@@ -84,16 +99,22 @@ typedef struct bc_link_callbacks {
      * bc_link_publish that asked for its mid (outbox messages are the
      * link's own and are not reported). */
     void (*on_published)(bc_link *link, int mid, int reason_code, void *userdata);
+    /* The broker refused an outbox message for good (PUBACK reason >= 128)
+     * and it was dropped from the outbox; text names the message and the
+     * reason (for the health errors). */
+    void (*on_outbox_refused)(bc_link *link, uint64_t seq, int reason_code, const char *text,
+                              void *userdata);
 } bc_link_callbacks;
 
 /* Counters, for status lines and tests. */
 typedef struct bc_link_stats {
-    uint64_t attempts;       /* connection attempts started */
-    uint64_t connects;       /* CONNACKs accepted */
-    uint64_t outbox_sent;    /* outbox publishes (re-sends included) */
-    uint64_t outbox_acked;   /* outbox messages deleted after their PUBACK */
-    uint64_t outbox_refused; /* PUBACKs with an error reason (message dropped) */
-    uint64_t session;        /* session number of the current/last attempt */
+    uint64_t attempts;        /* connection attempts started */
+    uint64_t connects;        /* CONNACKs accepted */
+    uint64_t outbox_sent;     /* outbox publishes (re-sends included) */
+    uint64_t outbox_acked;    /* outbox messages deleted after their PUBACK */
+    uint64_t outbox_refused;  /* PUBACKs with an error reason (message dropped) */
+    uint64_t outbox_unrouted; /* PUBACKs 0x10 "no matching subscribers" (message kept) */
+    uint64_t session;         /* session number of the current/last attempt */
 } bc_link_stats;
 
 /* Calls mosquitto_lib_init(); once per process, before any bc_link_new. */

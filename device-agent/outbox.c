@@ -31,6 +31,7 @@
 
 #include "common/file.h"
 #include "common/log.h"
+#include "proto/encoding.h"
 #include "proto/topic.h"
 
 #define MAGIC "BCOUTBX1"
@@ -62,31 +63,6 @@ struct bc_outbox {
 };
 
 /* ---- encoding ---- */
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static int sha256(const uint8_t *data, size_t len, uint8_t out[HASH_LEN])
 {
@@ -171,10 +147,10 @@ static bc_status decode_file(const uint8_t *buf, size_t len, uint64_t name_seq, 
         return bc_fail(err, BC_ERR_TRUNCATED, "%zu bytes is shorter than a message", len);
     if (memcmp(buf, MAGIC, MAGIC_LEN) != 0)
         return bc_fail(err, BC_ERR_PARSE, "not an outbox message (bad magic)");
-    uint64_t seq = get_u64(buf + 8);
+    uint64_t seq = bc_be64_load(buf + 8);
     int qos = buf[16];
-    uint32_t topic_len = get_u32(buf + 20);
-    uint32_t payload_len = get_u32(buf + 24);
+    uint32_t topic_len = bc_be32_load(buf + 20);
+    uint32_t payload_len = bc_be32_load(buf + 24);
     if ((uint64_t)HEADER_LEN + topic_len + payload_len + HASH_LEN != len)
         return bc_fail(err, BC_ERR_TRUNCATED, "lengths in the header do not match the %zu bytes",
                        len);
@@ -376,11 +352,11 @@ bc_status bc_outbox_append(bc_outbox *ob, const char *topic, int qos, const void
         goto cleanup;
     }
     memcpy(buf, MAGIC, MAGIC_LEN);
-    put_u64(buf + 8, e.seq);
+    bc_be64_store(buf + 8, e.seq);
     buf[16] = (uint8_t)qos;
     buf[17] = buf[18] = buf[19] = 0;
-    put_u32(buf + 20, (uint32_t)topic_len);
-    put_u32(buf + 24, (uint32_t)payload_len);
+    bc_be32_store(buf + 20, (uint32_t)topic_len);
+    bc_be32_store(buf + 24, (uint32_t)payload_len);
     memcpy(buf + HEADER_LEN, topic, topic_len);
     if (payload_len > 0)
         memcpy(buf + HEADER_LEN + topic_len, payload, payload_len);

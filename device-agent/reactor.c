@@ -32,7 +32,6 @@
 #include "device-agent/reactor.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,6 +41,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/fd.h"
 #include "common/log.h"
 
 #define TIMER_FIRING ((size_t)-2)
@@ -349,17 +349,6 @@ static void wake_drain(bc_reactor *r, int fd, unsigned events, void *userdata)
     }
 }
 
-static int set_nonblock_cloexec(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        return -1;
-    int fdfl = fcntl(fd, F_GETFD);
-    if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) != 0)
-        return -1;
-    return 0;
-}
-
 bc_status bc_reactor_new(bc_reactor **out, bc_error *err)
 {
     *out = NULL;
@@ -377,7 +366,7 @@ bc_status bc_reactor_new(bc_reactor **out, bc_error *err)
     }
     r->wake_rd = p[0];
     r->wake_wr = p[1];
-    if (set_nonblock_cloexec(p[0]) != 0 || set_nonblock_cloexec(p[1]) != 0) {
+    if (bc_fd_set_nonblock_cloexec(p[0]) != BC_OK || bc_fd_set_nonblock_cloexec(p[1]) != BC_OK) {
         rc = bc_fail(err, BC_ERR_IO, "reactor: cannot configure the wakeup pipe: %s",
                      strerror(errno));
         goto cleanup;

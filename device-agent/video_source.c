@@ -19,6 +19,8 @@
 
 #include <openssl/evp.h>
 
+#include "proto/encoding.h"
+
 #define SHA256_LEN 32
 
 /* ---- dispatch ---- */
@@ -67,44 +69,24 @@ static bc_status source_new(const bc_video_source_ops *ops, void *impl, bc_video
 
 /* ---- synthetic frames ---- */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 bc_status bc_synthetic_frame(uint64_t seed, uint64_t frame, uint8_t out[BC_SYNTH_FRAME_SIZE])
 {
     memcpy(out, BC_SYNTH_MAGIC, 8);
-    put_u64(out + 8, frame);
-    put_u64(out + 16, seed);
+    bc_be64_store(out + 8, frame);
+    bc_be64_store(out + 16, seed);
     bc_status rc = BC_ERR_CRYPTO;
     EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (md == NULL || ctx == NULL)
         goto cleanup;
     uint8_t input[20];
-    put_u64(input, seed);
-    put_u64(input + 8, frame);
+    bc_be64_store(input, seed);
+    bc_be64_store(input + 8, frame);
     size_t pos = BC_SYNTH_HEADER_SIZE;
     for (uint32_t block = 0; pos < BC_SYNTH_FRAME_SIZE; block++) {
         uint8_t digest[SHA256_LEN];
         unsigned int n = 0;
-        put_u32(input + 16, block);
+        bc_be32_store(input + 16, block);
         if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 ||
             EVP_DigestUpdate(ctx, input, sizeof(input)) != 1 ||
             EVP_DigestFinal_ex(ctx, digest, &n) != 1 || n != SHA256_LEN)
@@ -211,7 +193,7 @@ bc_status bc_video_synthetic_new(uint64_t seed, uint64_t bitrate_bps, bc_video_s
 static long find_header(const uint8_t *buf, size_t len, uint64_t seed)
 {
     for (size_t p = 0; p < BC_SYNTH_FRAME_SIZE && p + BC_SYNTH_HEADER_SIZE <= len; p++) {
-        if (memcmp(buf + p, BC_SYNTH_MAGIC, 8) == 0 && get_u64(buf + p + 16) == seed)
+        if (memcmp(buf + p, BC_SYNTH_MAGIC, 8) == 0 && bc_be64_load(buf + p + 16) == seed)
             return (long)p;
     }
     return -1;
@@ -228,7 +210,7 @@ bc_status bc_synthetic_verify(const uint8_t *buf, size_t len, uint64_t seed, uin
     if (p < 0)
         return bc_fail(err, BC_ERR_PARSE, "no synthetic frame header of seed %llu found",
                        (unsigned long long)seed);
-    uint64_t f = get_u64(buf + p + 8);
+    uint64_t f = bc_be64_load(buf + p + 8);
     if (f > UINT64_MAX / BC_SYNTH_FRAME_SIZE - len / BC_SYNTH_FRAME_SIZE - 2)
         return bc_fail(err, BC_ERR_PARSE, "frame number %llu is out of range",
                        (unsigned long long)f);

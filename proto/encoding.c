@@ -1,5 +1,6 @@
 /*
- * encoding.c - hex and base64 through OpenSSL, with canonical-input checks.
+ * encoding.c - hex and base64 through OpenSSL, with canonical-input checks;
+ * big-endian integers.
  *
  * OpenSSL's decoders are lenient where a wire format must not be: the
  * base64 block decoder skips surrounding whitespace, accepts '=' in the
@@ -141,4 +142,28 @@ bc_status bc_base64_decode(const char *in, size_t in_len, uint8_t *out, size_t o
 int bc_equal_ct(const void *a, const void *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+void bc_be32_store(uint8_t out[4], uint32_t v)
+{
+    out[0] = (uint8_t)(v >> 24);
+    out[1] = (uint8_t)(v >> 16);
+    out[2] = (uint8_t)(v >> 8);
+    out[3] = (uint8_t)v;
+}
+
+void bc_be64_store(uint8_t out[8], uint64_t v)
+{
+    bc_be32_store(out, (uint32_t)(v >> 32));
+    bc_be32_store(out + 4, (uint32_t)v);
+}
+
+uint32_t bc_be32_load(const uint8_t in[4])
+{
+    return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
+}
+
+uint64_t bc_be64_load(const uint8_t in[8])
+{
+    return (uint64_t)bc_be32_load(in) << 32 | bc_be32_load(in + 4);
 }

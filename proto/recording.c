@@ -55,6 +55,7 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include "proto/encoding.h"
 #include "proto/sign.h"
 
 #define MAGIC "BCREC\0\0\1"
@@ -128,37 +129,6 @@ struct bc_recording_reader {
     bc_status failed;
     bc_error error;
 };
-
-/* ---- byte order -------------------------------------------------------- */
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* ---- system calls: EINTR and short transfers handled, errno kept ------- */
 
@@ -394,7 +364,7 @@ static bc_status trailer_mac(const uint8_t seal_key[KEY_LEN], const uint8_t hash
 {
     uint8_t msg[HASH_LEN + 8];
     memcpy(msg, hash, HASH_LEN);
-    put_be64(msg + HASH_LEN, count);
+    bc_be64_store(msg + HASH_LEN, count);
     size_t len = 0;
     if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, seal_key, KEY_LEN, msg, sizeof(msg), mac,
                   HASH_LEN, &len) == NULL ||
@@ -424,9 +394,9 @@ static void segment_aad(const uint8_t hash[HASH_LEN], uint64_t index, int last,
                         uint8_t nonce[GCM_NONCE_LEN], uint8_t aad[AAD_LEN])
 {
     memset(nonce, 0, 4);
-    put_be64(nonce + 4, index);
+    bc_be64_store(nonce + 4, index);
     memcpy(aad, hash, HASH_LEN);
-    put_be64(aad + HASH_LEN, index);
+    bc_be64_store(aad + HASH_LEN, index);
     aad[HASH_LEN + 8] = last ? 1 : 0;
 }
 
@@ -439,7 +409,7 @@ bc_status bc_recording_segment_encrypt(EVP_CIPHER_CTX *ctx, const uint8_t header
         return BC_ERR_INVAL;
     uint8_t nonce[GCM_NONCE_LEN], aad[AAD_LEN];
     segment_aad(header_hash, index, last, nonce, aad);
-    put_be32(out, (uint32_t)(len + TAG_LEN));
+    bc_be32_store(out, (uint32_t)(len + TAG_LEN));
     int n = 0, fin = 0;
     if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
         EVP_EncryptUpdate(ctx, NULL, &n, aad, AAD_LEN) != 1)
@@ -504,12 +474,12 @@ static bc_status header_build(header *h, bc_error *err)
     uint8_t *p = h->raw;
     size_t off = PREFIX_LEN;
     memcpy(p, MAGIC, MAGIC_LEN);
-    put_be32(p + off, h->pub.segment_size);
+    bc_be32_store(p + off, h->pub.segment_size);
     off += 4;
     if (put_str8(p, &off, h->pub.key_id) != 0 || put_str8(p, &off, h->pub.recording_id) != 0 ||
         put_str8(p, &off, h->pub.device) != 0)
         return bc_fail(err, BC_ERR_INVAL, "a header string is over 255 bytes");
-    put_be64(p + off, (uint64_t)h->pub.created_at_ms);
+    bc_be64_store(p + off, (uint64_t)h->pub.created_at_ms);
     off += 8;
     memcpy(p + off, h->eph_pub, sizeof(h->eph_pub));
     off += sizeof(h->eph_pub);
@@ -517,7 +487,7 @@ static bc_status header_build(header *h, bc_error *err)
     off += sizeof(h->wrap_nonce);
     memcpy(p + off, h->wrapped, sizeof(h->wrapped));
     off += sizeof(h->wrapped);
-    put_be32(p + MAGIC_LEN, (uint32_t)(off - PREFIX_LEN));
+    bc_be32_store(p + MAGIC_LEN, (uint32_t)(off - PREFIX_LEN));
     h->raw_len = off;
     if (EVP_Digest(h->raw, h->raw_len, h->hash, NULL, EVP_sha256(), NULL) != 1)
         return crypto_fail(err, "hash the header");
@@ -559,7 +529,7 @@ static bc_status header_parse_body(header *h, bc_error *err)
     const uint8_t *seg = cursor_take(&c, 4);
     if (seg == NULL)
         return bc_fail(err, BC_ERR_PARSE, "recording header: no segment size");
-    h->pub.segment_size = get_be32(seg);
+    h->pub.segment_size = bc_be32_load(seg);
     if (h->pub.segment_size < BC_RECORDING_SEGMENT_MIN ||
         h->pub.segment_size > BC_RECORDING_SEGMENT_MAX)
         return bc_fail(err, BC_ERR_PARSE, "recording header: segment size %u out of range",
@@ -581,7 +551,7 @@ static bc_status header_parse_body(header *h, bc_error *err)
     if (c.off != c.len)
         return bc_fail(err, BC_ERR_PARSE, "recording header: %zu unexpected bytes at its end",
                        c.len - c.off);
-    uint64_t created = get_be64(ts);
+    uint64_t created = bc_be64_load(ts);
     if (created > INT64_MAX)
         return bc_fail(err, BC_ERR_PARSE, "recording header: created_at out of range");
     h->pub.created_at_ms = (int64_t)created;
@@ -605,7 +575,7 @@ static bc_status header_read(int fd, const char *name, header *h, bc_error *err)
                        name, h->raw[MAGIC_LEN - 1], BC_RECORDING_VERSION);
     if (got < PREFIX_LEN)
         return bc_fail(err, BC_ERR_TRUNCATED, "'%s' ends inside the recording header", name);
-    uint32_t body_len = get_be32(h->raw + MAGIC_LEN);
+    uint32_t body_len = bc_be32_load(h->raw + MAGIC_LEN);
     if (body_len < BODY_FIXED_LEN || body_len > BODY_MAX)
         return bc_fail(err, BC_ERR_PARSE, "'%s': recording header length %u out of range", name,
                        body_len);
@@ -1025,7 +995,7 @@ static bc_status seal_scan(int fd, const char *path, const header *h, off_t size
         size_t got = 0;
         if (io_pread_full(fd, be, sizeof(be), pos, &got) != 0 || got != sizeof(be))
             return io_fail(err, "cannot read recording", path);
-        uint32_t len = get_be32(be);
+        uint32_t len = bc_be32_load(be);
         if (len == TRAILER_MARK) {
             if (size - pos < TRAILER_LEN) {
                 s->end = END_UNFINISHED; /* a trailer torn while it was appended */
@@ -1130,8 +1100,8 @@ static bc_status seal_append_trailer(int fd, const char *path, const header *h,
                                      bc_error *err)
 {
     uint8_t trailer[TRAILER_LEN];
-    put_be32(trailer, TRAILER_MARK);
-    put_be64(trailer + 4, s->records);
+    bc_be32_store(trailer, TRAILER_MARK);
+    bc_be64_store(trailer + 4, s->records);
     if (trailer_mac(seal_key, h->hash, s->records, trailer + 12) != BC_OK)
         return crypto_fail(err, "compute the trailer MAC");
     if (ftruncate(fd, s->cut) != 0)
@@ -1146,7 +1116,7 @@ static bc_status seal_append_trailer(int fd, const char *path, const header *h,
 static int trailer_valid(const scan_result *s, const header *h, const uint8_t seal_key[KEY_LEN])
 {
     uint8_t mac[HASH_LEN];
-    if (get_be64(s->trailer + 4) != s->records)
+    if (bc_be64_load(s->trailer + 4) != s->records)
         return 0;
     if (trailer_mac(seal_key, h->hash, s->records, mac) != BC_OK)
         return 0;
@@ -1179,7 +1149,7 @@ static bc_status seal_fd(int fd, const char *path, const char *sidecar, bc_recor
             rc =
                 bc_fail(err, BC_ERR_STATE,
                         "'%s' is unfinished but its seal sidecar is missing: cannot seal it", path);
-        else if (s.end == END_TRAILER && get_be64(s.trailer + 4) != s.records)
+        else if (s.end == END_TRAILER && bc_be64_load(s.trailer + 4) != s.records)
             rc = bc_fail(err, BC_ERR_TAMPERED, "'%s': the trailer's segment count is wrong", path);
         goto cleanup; /* finished already: nothing to change */
     }
@@ -1401,7 +1371,7 @@ static bc_status reader_trailer(bc_recording_reader *r, bc_error *err)
                            (unsigned long long)r->index);
     bc_status rc = hkdf_sha256(r->data_key, KEY_LEN, NULL, 0, seal_info, seal_key);
     if (rc == BC_OK)
-        rc = trailer_mac(seal_key, r->h.hash, get_be64(rest), mac);
+        rc = trailer_mac(seal_key, r->h.hash, bc_be64_load(rest), mac);
     OPENSSL_cleanse(seal_key, sizeof(seal_key));
     if (rc != BC_OK)
         return reader_fail(r, err, BC_ERR_CRYPTO, "cannot check the trailer after segment %llu",
@@ -1410,7 +1380,7 @@ static bc_status reader_trailer(bc_recording_reader *r, bc_error *err)
         return reader_fail(r, err, BC_ERR_TAMPERED,
                            "the trailer after segment %llu does not authenticate",
                            (unsigned long long)r->index);
-    if (get_be64(rest) != r->index)
+    if (bc_be64_load(rest) != r->index)
         return reader_fail(r, err, BC_ERR_TAMPERED, "the trailer's segment count is not %llu",
                            (unsigned long long)r->index);
     r->done = 1;
@@ -1443,7 +1413,7 @@ bc_status bc_recording_reader_next(bc_recording_reader *r, uint8_t *buf, size_t 
                            "the recording ends after segment %llu without a last segment or a "
                            "trailer",
                            i);
-    uint32_t rec_len = get_be32(r->peek);
+    uint32_t rec_len = bc_be32_load(r->peek);
     if (rec_len == TRAILER_MARK) {
         bc_status rc = reader_trailer(r, err);
         *done = r->done;

@@ -67,22 +67,6 @@ static void canon_raw(bc_canon *c, const void *bytes, size_t len)
     c->len += len;
 }
 
-static void put_be32(uint8_t out[4], uint32_t v)
-{
-    out[0] = (uint8_t)(v >> 24);
-    out[1] = (uint8_t)(v >> 16);
-    out[2] = (uint8_t)(v >> 8);
-    out[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        out[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 void bc_canon_begin(bc_canon *c, const char *domain)
 {
     if (c == NULL)
@@ -106,7 +90,7 @@ void bc_canon_bytes(bc_canon *c, const void *bytes, size_t len)
         return;
     }
     uint8_t prefix[4];
-    put_be32(prefix, (uint32_t)len);
+    bc_be32_store(prefix, (uint32_t)len);
     canon_reserve(c, sizeof(prefix) + len); /* one reservation: all or nothing */
     canon_raw(c, prefix, sizeof(prefix));
     canon_raw(c, bytes, len);
@@ -120,7 +104,7 @@ void bc_canon_str(bc_canon *c, const char *s)
 void bc_canon_u64(bc_canon *c, uint64_t v)
 {
     uint8_t be[8];
-    put_be64(be, v);
+    bc_be64_store(be, v);
     bc_canon_bytes(c, be, sizeof(be));
 }
 

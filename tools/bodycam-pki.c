@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +33,12 @@
 #include <openssl/x509.h>
 
 #include "common/ca.h"
+#include "common/cli.h"
 #include "common/file.h"
 #include "proto/sign.h"
 #include "proto/topic.h"
 
 #define PROGRAM "bodycam-pki"
-#define EXIT_USAGE 2
 #define DEFAULT_DAYS 365
 #define CA_MIN_DAYS 3650
 #define CA_NAME "bodycam fleet CA"
@@ -109,30 +108,6 @@ static void usage(FILE *out)
             default_services, DEFAULT_DAYS, CA_MIN_DAYS);
 }
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROGRAM ": error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return EXIT_FAILURE;
-}
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROGRAM ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\nTry '" PROGRAM " --help'.\n", stderr);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
 static void names_free(name_list *l)
 {
     for (size_t i = 0; i < l->count; i++)
@@ -159,17 +134,17 @@ static int names_parse(const char *text, const char *what, name_list *l)
     while (1) {
         size_t n = strcspn(p, ",");
         if (n == 0)
-            return usage_error("empty name in the %s list '%s'", what, text), -1;
+            return bc_cli_usage_error("empty name in the %s list '%s'", what, text), -1;
         char *item = strndup(p, n);
         if (item == NULL)
-            return fail("out of memory"), -1;
+            return bc_cli_fail("out of memory"), -1;
         if (names_contains(l, item)) {
             free(item);
         } else {
             char **grown = realloc(l->items, (l->count + 1) * sizeof(*grown));
             if (grown == NULL) {
                 free(item);
-                return fail("out of memory"), -1;
+                return bc_cli_fail("out of memory"), -1;
             }
             l->items = grown;
             l->items[l->count++] = item;
@@ -185,7 +160,7 @@ static int path_join(char *out, size_t size, const char *dir, const char *sub, c
 {
     int n = snprintf(out, size, "%s%s%s/%s%s", dir, sub[0] ? "/" : "", sub, name, suffix);
     if (n < 0 || (size_t)n >= size)
-        return fail("path under '%s' is too long", dir), -1;
+        return bc_cli_fail("path under '%s' is too long", dir), -1;
     return 0;
 }
 
@@ -200,21 +175,21 @@ static int make_dirs(const char *path, mode_t mode)
 {
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return fail("path '%s' is too long", path), -1;
+        return bc_cli_fail("path '%s' is too long", path), -1;
     for (char *p = buf + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char saved = *p;
         *p = '\0';
         if (mkdir(buf, mode) != 0 && errno != EEXIST)
-            return fail("cannot create directory '%s': %s", buf, strerror(errno)), -1;
+            return bc_cli_fail("cannot create directory '%s': %s", buf, strerror(errno)), -1;
         *p = saved;
         if (saved == '\0')
             break;
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail("'%s' is not a directory", path), -1;
+        return bc_cli_fail("'%s' is not a directory", path), -1;
     return 0;
 }
 
@@ -230,22 +205,23 @@ static int pki_open(pki *p, int create)
     int have_crt = file_exists(crt), have_key = file_exists(key);
     if (have_crt && have_key) {
         if (bc_ca_load(crt, key, &p->ca, &err) != BC_OK)
-            return fail("%s", err.text), -1;
+            return bc_cli_fail("%s", err.text), -1;
         return 0;
     }
     if (have_crt || have_key)
-        return fail("'%s' has only half a CA (%s is missing); refusing to replace it", p->dir,
-                    have_crt ? key : crt),
+        return bc_cli_fail("'%s' has only half a CA (%s is missing); refusing to replace it",
+                           p->dir, have_crt ? key : crt),
                -1;
     if (!create)
-        return fail("no CA in '%s' (expected ca.crt and ca.key); run '" PROGRAM " init %s' first",
-                    p->dir, p->dir),
+        return bc_cli_fail("no CA in '%s' (expected ca.crt and ca.key); "
+                           "run '" PROGRAM " init %s' first",
+                           p->dir, p->dir),
                -1;
     int days = p->days > CA_MIN_DAYS ? p->days : CA_MIN_DAYS;
     if (bc_ca_create(CA_NAME, days, &p->ca, &err) != BC_OK ||
         bc_ca_write_key(key, p->ca.key, &err) != BC_OK ||
         bc_ca_write_cert(crt, p->ca.cert, &err) != BC_OK)
-        return fail("making the CA: %s", err.text), -1;
+        return bc_cli_fail("making the CA: %s", err.text), -1;
     printf("ca: created %s\n", crt);
     return 0;
 }
@@ -255,14 +231,14 @@ static int identity_check(const pki *p, const char *crt, EVP_PKEY *key, X509 **c
 {
     bc_error err = {""};
     if (bc_ca_load_cert(crt, cert_out, &err) != BC_OK)
-        return fail("%s", err.text), -1;
+        return bc_cli_fail("%s", err.text), -1;
     if (X509_check_private_key(*cert_out, key) != 1) {
         ERR_clear_error();
-        return fail("'%s' does not match its key; remove both files to reissue", crt), -1;
+        return bc_cli_fail("'%s' does not match its key; remove both files to reissue", crt), -1;
     }
     if (X509_verify(*cert_out, p->ca.key) != 1) {
         ERR_clear_error();
-        return fail("'%s' was not issued by the CA in '%s'", crt, p->dir), -1;
+        return bc_cli_fail("'%s' was not issued by the CA in '%s'", crt, p->dir), -1;
     }
     return 0;
 }
@@ -286,17 +262,17 @@ static int identity_ensure(const pki *p, const char *sub, const char *name, bc_c
     const char *what = "kept";
     int have_crt = file_exists(crt), have_key = file_exists(keypath);
     if (have_crt && !have_key) {
-        fail("'%s' exists but its key '%s' does not; remove the certificate to reissue", crt,
-             keypath);
+        bc_cli_fail("'%s' exists but its key '%s' does not; remove the certificate to reissue", crt,
+                    keypath);
         goto cleanup;
     }
     if (have_key) {
         if (bc_ca_load_key(keypath, &key, &err) != BC_OK) {
-            fail("%s", err.text);
+            bc_cli_fail("%s", err.text);
             goto cleanup;
         }
     } else if (bc_ca_new_key(&key, &err) != BC_OK || bc_ca_write_key(keypath, key, &err) != BC_OK) {
-        fail("%s: %s", name, err.text);
+        bc_cli_fail("%s: %s", name, err.text);
         goto cleanup;
     }
     if (have_crt) {
@@ -305,14 +281,14 @@ static int identity_ensure(const pki *p, const char *sub, const char *name, bc_c
     } else {
         if (bc_ca_issue(&p->ca, key, name, role, p->days, extra, &cert, &err) != BC_OK ||
             bc_ca_write_cert(crt, cert, &err) != BC_OK) {
-            fail("%s: %s", name, err.text);
+            bc_cli_fail("%s: %s", name, err.text);
             goto cleanup;
         }
         what = "created";
     }
     char fp[BC_CERT_FINGERPRINT_LEN + 1];
     if (bc_ca_fingerprint(cert, fp) != BC_OK) {
-        fail("%s: cannot compute the certificate fingerprint", name);
+        bc_cli_fail("%s: cannot compute the certificate fingerprint", name);
         goto cleanup;
     }
     const char *kind = role == BC_CERT_DEVICE ? "device" : role == BC_CERT_SERVICE ? "service" : "";
@@ -332,8 +308,8 @@ static int name_taken_by_other_kind(const pki *p, const char *other_sub, const c
     if (path_join(crt, sizeof(crt), p->dir, other_sub, name, ".crt") != 0)
         return 1;
     if (file_exists(crt))
-        return fail("'%s' is already a %s identity in '%s'", name,
-                    strcmp(other_sub, "devices") == 0 ? "device" : "service", p->dir),
+        return bc_cli_fail("'%s' is already a %s identity in '%s'", name,
+                           strcmp(other_sub, "devices") == 0 ? "device" : "service", p->dir),
                1;
     return 0;
 }
@@ -341,9 +317,9 @@ static int name_taken_by_other_kind(const pki *p, const char *other_sub, const c
 static int device_id_check(const char *id)
 {
     if (!bc_device_id_valid(id))
-        return fail("device id '%s' is not valid: expected [a-z0-9][a-z0-9_-]{0,31} "
-                    "(lower case letters, digits, '-' and '_')",
-                    id),
+        return bc_cli_fail("device id '%s' is not valid: expected [a-z0-9][a-z0-9_-]{0,31} "
+                           "(lower case letters, digits, '-' and '_')",
+                           id),
                -1;
     return 0;
 }
@@ -351,7 +327,9 @@ static int device_id_check(const char *id)
 static int service_name_check(const char *name)
 {
     if (!bc_device_id_valid(name))
-        return fail("service name '%s' is not valid: expected [a-z0-9][a-z0-9_-]{0,31}", name), -1;
+        return bc_cli_fail("service name '%s' is not valid: expected [a-z0-9][a-z0-9_-]{0,31}",
+                           name),
+               -1;
     return 0;
 }
 
@@ -389,10 +367,10 @@ static int write_key_id(const char *path, EVP_PKEY *key)
     char id[BC_KEY_ID_LEN + 2];
     bc_error err = {""};
     if (bc_key_id(key, id) != BC_OK)
-        return fail("cannot compute the key id for '%s'", path), -1;
+        return bc_cli_fail("cannot compute the key id for '%s'", path), -1;
     strcat(id, "\n");
     if (bc_file_write_durable(path, id, strlen(id), 0644, &err) != BC_OK)
-        return fail("%s", err.text), -1;
+        return bc_cli_fail("%s", err.text), -1;
     return 0;
 }
 
@@ -413,30 +391,32 @@ static int signing_key_ensure(const pki *p, const struct signing_key *sk)
     const char *what = "kept";
     if (file_exists(priv)) {
         if (bc_ca_load_key(priv, &key, &err) != BC_OK) {
-            fail("%s", err.text);
+            bc_cli_fail("%s", err.text);
             goto cleanup;
         }
         if (!EVP_PKEY_is_a(key, sk->type)) {
-            fail("'%s' holds a %s key, expected %s", priv, EVP_PKEY_get0_type_name(key), sk->type);
+            bc_cli_fail("'%s' holds a %s key, expected %s", priv, EVP_PKEY_get0_type_name(key),
+                        sk->type);
             goto cleanup;
         }
     } else if (file_exists(pub)) {
-        fail("'%s' exists but its private key '%s' does not; refusing to replace it", pub, priv);
+        bc_cli_fail("'%s' exists but its private key '%s' does not; refusing to replace it", pub,
+                    priv);
         goto cleanup;
     } else {
         key = EVP_PKEY_Q_keygen(NULL, NULL, sk->type);
         if (key == NULL) {
-            fail("generating the %s key failed", sk->name);
+            bc_cli_fail("generating the %s key failed", sk->name);
             goto cleanup;
         }
         if (bc_ca_write_key(priv, key, &err) != BC_OK) {
-            fail("%s", err.text);
+            bc_cli_fail("%s", err.text);
             goto cleanup;
         }
         what = "created";
     }
     if (!public_matches(pub, key) && bc_ca_write_public_key(pub, key, &err) != BC_OK) {
-        fail("%s", err.text);
+        bc_cli_fail("%s", err.text);
         goto cleanup;
     }
     if (sk->write_id && write_key_id(idpath, key) != 0)
@@ -462,7 +442,7 @@ static int run_init(pki *p, const options *o)
         if (device_id_check(devices.items[i]) != 0)
             goto cleanup;
         if (names_contains(&services, devices.items[i])) {
-            fail("'%s' is both a device and a service name", devices.items[i]);
+            bc_cli_fail("'%s' is both a device and a service name", devices.items[i]);
             goto cleanup;
         }
     }
@@ -472,7 +452,7 @@ static int run_init(pki *p, const options *o)
     }
     extra = calloc(broker.count + 1, sizeof(*extra));
     if (extra == NULL) {
-        fail("out of memory");
+        bc_cli_fail("out of memory");
         goto cleanup;
     }
     for (size_t i = 0; i < broker.count; i++)
@@ -522,17 +502,6 @@ static int run_command(const options *o)
     return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-static int parse_days(const char *text, int *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < 1 || v > BC_CA_DAYS_MAX)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* Options may come anywhere (GNU getopt permutes); the positionals are
  * COMMAND DIR [NAME]. Returns -1 to go on, or an exit code. */
 static int parse_args(int argc, char **argv, options *o)
@@ -564,15 +533,16 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_BROKER_NAMES:
             o->broker_names = optarg;
             break;
-        case OPT_DAYS:
-            if (parse_days(optarg, &o->days) != 0)
-                return usage_error("--days wants a whole number of days in 1..%d, got '%s'",
-                                   BC_CA_DAYS_MAX, optarg);
+        case OPT_DAYS: {
+            long days = 0;
+            if (bc_cli_parse_long(optarg, 1, BC_CA_DAYS_MAX, &days) != BC_OK)
+                return bc_cli_usage_error("--days wants a whole number of days in 1..%d, got '%s'",
+                                          BC_CA_DAYS_MAX, optarg);
+            o->days = (int)days;
             break;
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        }
         default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+            return bc_cli_option_error(c, argv);
         }
     }
     return -1;
@@ -581,27 +551,29 @@ static int parse_args(int argc, char **argv, options *o)
 static int check_args(options *o, int npos, char **pos)
 {
     if (npos == 0)
-        return usage_error("no command given");
+        return bc_cli_usage_error("no command given");
     o->command = pos[0];
     int is_init = strcmp(o->command, "init") == 0, is_ca = strcmp(o->command, "ca") == 0;
     int is_one = strcmp(o->command, "device") == 0 || strcmp(o->command, "service") == 0;
     if (!is_init && !is_ca && !is_one)
-        return usage_error("unknown command '%s'", o->command);
+        return bc_cli_usage_error("unknown command '%s'", o->command);
     int want = is_one ? 2 : 1;
     if (npos - 1 != want)
-        return usage_error("'%s' takes %s", o->command, is_one ? "DIR and a name" : "one DIR");
+        return bc_cli_usage_error("'%s' takes %s", o->command,
+                                  is_one ? "DIR and a name" : "one DIR");
     if (!is_init && (o->devices || o->services || o->broker_names))
-        return usage_error("--devices, --services and --broker-names go with 'init' only");
+        return bc_cli_usage_error("--devices, --services and --broker-names go with 'init' only");
     o->dir = pos[1];
     o->name = is_one ? pos[2] : NULL;
     if (o->dir[0] == '\0')
-        return usage_error("DIR is empty");
+        return bc_cli_usage_error("DIR is empty");
     return -1;
 }
 
 int main(int argc, char **argv)
 {
     options o;
+    bc_cli_init(PROGRAM, "\nTry '" PROGRAM " --help'.");
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;

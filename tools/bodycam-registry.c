@@ -20,29 +20,28 @@
  *
  * Exit codes: 0 done, 1 failure (reason on stderr), 2 usage.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include "broker-plugins/bodycam-auth/password.h"
 #include "broker-plugins/bodycam-auth/registry.h"
+#include "common/ca.h"
+#include "common/cli.h"
 #include "proto/encoding.h"
 #include "proto/topic.h"
 
 #define PROGRAM "bodycam-registry"
-#define EXIT_USAGE 2
 #define WATCH_RETRIES 10
 #define FP_HEX_LEN (2 * BC_FINGERPRINT_LEN)
 #define FP_LIST_MAX (BC_REGISTRY_MAX_FINGERPRINTS * (FP_HEX_LEN + 1))
+_Static_assert(FP_HEX_LEN == BC_CERT_FINGERPRINT_LEN, "the registry keeps the CA's fingerprints");
 
 typedef struct options {
     char host[256];
@@ -79,30 +78,6 @@ static void usage(FILE *out)
             BC_PASSWORD_DEFAULT_ITERATIONS);
 }
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROGRAM ": error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return EXIT_FAILURE;
-}
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROGRAM ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs(" (see --help)\n", stderr);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
 /* ---- Redis -------------------------------------------------------------- */
 
 static redisContext *connect_redis(const options *o)
@@ -110,11 +85,11 @@ static redisContext *connect_redis(const options *o)
     struct timeval tv = {5, 0};
     redisContext *ctx = redisConnectWithTimeout(o->host, o->port, tv);
     if (ctx == NULL) {
-        fail("cannot allocate a Redis connection");
+        bc_cli_fail("cannot allocate a Redis connection");
         return NULL;
     }
     if (ctx->err != 0 || redisSetTimeout(ctx, tv) != REDIS_OK) {
-        fail("redis %s:%d: %s", o->host, o->port, ctx->errstr);
+        bc_cli_fail("redis %s:%d: %s", o->host, o->port, ctx->errstr);
         redisFree(ctx);
         return NULL;
     }
@@ -127,9 +102,10 @@ static int run(redisContext *ctx, redisReply **out, int want_type, int argc, con
 {
     redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
     if (r == NULL)
-        return fail("redis: %s", ctx->errstr), -1;
+        return bc_cli_fail("redis: %s", ctx->errstr), -1;
     if (r->type == REDIS_REPLY_ERROR || (want_type >= 0 && r->type != want_type)) {
-        fail("redis %s: %s", argv[0], r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        bc_cli_fail("redis %s: %s", argv[0],
+                    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
         return -1;
     }
@@ -152,7 +128,7 @@ static int exec_transaction(redisContext *ctx)
         return -1;
     int rc = r->type == REDIS_REPLY_ARRAY ? 1 : (r->type == REDIS_REPLY_NIL ? 0 : -1);
     if (rc < 0)
-        fail("redis EXEC: unexpected reply");
+        bc_cli_fail("redis EXEC: unexpected reply");
     freeReplyObject(r);
     return rc;
 }
@@ -172,11 +148,11 @@ static int read_field(redisContext *ctx, const char *key, const char *field, cha
     int rc = 0;
     if (r->type == REDIS_REPLY_STRING) {
         if (r->len >= size)
-            rc = fail("%s %s is too long", key, field);
+            rc = bc_cli_fail("%s %s is too long", key, field);
         else
             memcpy(out, r->str, r->len + 1);
     } else if (r->type != REDIS_REPLY_NIL) {
-        rc = fail("%s %s has the wrong type", key, field);
+        rc = bc_cli_fail("%s %s has the wrong type", key, field);
     }
     freeReplyObject(r);
     return rc ? -1 : 0;
@@ -184,21 +160,17 @@ static int read_field(redisContext *ctx, const char *key, const char *field, cha
 
 /* ---- fingerprints -------------------------------------------------------- */
 
+/* The registry's fingerprint is the CA's (SHA-256 of the DER certificate,
+ * lower-case hex), so bodycam-pki's output can be pasted in. */
 static int certificate_fingerprint(const char *path, char hex[FP_HEX_LEN + 1])
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return fail("cannot open %s: %s", path, strerror(errno));
-    X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    if (cert == NULL)
-        return fail("%s is not a PEM certificate", path);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
+    X509 *cert = NULL;
+    bc_error err = {{0}};
+    if (bc_ca_load_cert(path, &cert, &err) != BC_OK)
+        return bc_cli_fail("%s", err.text);
     int rc = 0;
-    if (X509_digest(cert, EVP_sha256(), md, &len) != 1 || len != BC_FINGERPRINT_LEN ||
-        bc_hex_encode(md, len, hex, FP_HEX_LEN + 1) != BC_OK)
-        rc = fail("cannot hash %s", path);
+    if (bc_ca_fingerprint(cert, hex) != BC_OK)
+        rc = bc_cli_fail("cannot hash %s", path);
     X509_free(cert);
     return rc;
 }
@@ -227,8 +199,8 @@ static int edit_list(const char *list, const char *hex, int add, char *out, size
     }
     if (add && !present) {
         if (count == BC_REGISTRY_MAX_FINGERPRINTS)
-            return fail("the device already has %d fingerprints; remove one first",
-                        BC_REGISTRY_MAX_FINGERPRINTS);
+            return bc_cli_fail("the device already has %d fingerprints; remove one first",
+                               BC_REGISTRY_MAX_FINGERPRINTS);
         snprintf(out + strlen(out), size - strlen(out), "%s%s", count ? "," : "", hex);
         *changed = 1;
     }
@@ -250,7 +222,7 @@ static int change_fingerprints(redisContext *ctx, const char *id, const char *he
             read_field(ctx, key, BC_REGISTRY_FIELD_FINGERPRINTS, list, sizeof(list)) != 0)
             return -1;
         if (!add && status[0] == '\0')
-            return fail("no device '%s' in the registry", id);
+            return bc_cli_fail("no device '%s' in the registry", id);
         if (edit_list(list, hex, add, next, sizeof(next), &changed) != 0)
             return -1;
         if (!changed && status[0] != '\0') {
@@ -273,7 +245,7 @@ static int change_fingerprints(redisContext *ctx, const char *id, const char *he
             return 0;
         }
     }
-    return fail("%s kept changing under us; try again", key);
+    return bc_cli_fail("%s kept changing under us; try again", key);
 }
 
 /* ---- commands ------------------------------------------------------------ */
@@ -281,7 +253,7 @@ static int change_fingerprints(redisContext *ctx, const char *id, const char *he
 static int check_device_id(const char *id)
 {
     if (!bc_device_id_valid(id))
-        return usage_error("'%s' is not a device id ([a-z0-9][a-z0-9_-]{0,31})", id);
+        return bc_cli_usage_error("'%s' is not a device id ([a-z0-9][a-z0-9_-]{0,31})", id);
     return 0;
 }
 
@@ -298,9 +270,9 @@ static int cmd_remove_cert(redisContext *ctx, const options *o)
     uint8_t raw[BC_FINGERPRINT_LEN];
     char hex[FP_HEX_LEN + 1];
     if (strlen(o->args[1]) != FP_HEX_LEN || bc_hex_decode(o->args[1], raw, sizeof(raw)) != BC_OK)
-        return usage_error("FINGERPRINT must be 64 hex digits");
+        return bc_cli_usage_error("FINGERPRINT must be 64 hex digits");
     if (bc_hex_encode(raw, sizeof(raw), hex, sizeof(hex)) != BC_OK)
-        return fail("hex encoding failed");
+        return bc_cli_fail("hex encoding failed");
     return change_fingerprints(ctx, o->args[0], hex, 0) ? EXIT_FAILURE : 0;
 }
 
@@ -308,7 +280,7 @@ static int cmd_status(redisContext *ctx, const options *o)
 {
     bc_device_status status;
     if (bc_device_status_parse(o->args[1], &status) != BC_OK)
-        return usage_error("status must be active, lost or revoked");
+        return bc_cli_usage_error("status must be active, lost or revoked");
     char key[sizeof(BC_REGISTRY_KEY_DEVICE) + BC_DEVICE_ID_MAX];
     redisReply *r = NULL;
     device_key(key, sizeof(key), o->args[0]);
@@ -317,7 +289,7 @@ static int cmd_status(redisContext *ctx, const options *o)
     long long exists = r->integer;
     freeReplyObject(r);
     if (!exists)
-        return fail("no device '%s' in the registry (register it first)", o->args[0]);
+        return bc_cli_fail("no device '%s' in the registry (register it first)", o->args[0]);
     if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "MULTI") != 0 ||
         RUN(ctx, NULL, REDIS_REPLY_STATUS, "HSET", key, BC_REGISTRY_FIELD_STATUS, o->args[1]) !=
             0 ||
@@ -346,12 +318,12 @@ static int read_password(const char *arg, char *out, size_t size)
 {
     if (strcmp(arg, "-") != 0) {
         if (strlen(arg) >= size)
-            return fail("password is longer than %zu bytes", size - 1);
+            return bc_cli_fail("password is longer than %zu bytes", size - 1);
         snprintf(out, size, "%s", arg);
         return 0;
     }
     if (fgets(out, (int)size, stdin) == NULL)
-        return fail("no password on standard input");
+        return bc_cli_fail("no password on standard input");
     out[strcspn(out, "\r\n")] = '\0';
     return 0;
 }
@@ -360,18 +332,18 @@ static int cmd_dashboard_user(redisContext *ctx, const options *o)
 {
     const char *name = o->args[0];
     if (!bc_id_valid(name) || strlen(name) > BC_DASHBOARD_USER_MAX)
-        return usage_error("'%s' is not a user name ([A-Za-z0-9_-]{1,64})", name);
+        return bc_cli_usage_error("'%s' is not a user name ([A-Za-z0-9_-]{1,64})", name);
     char password[1024], hash[BC_PASSWORD_HASH_MAX];
     char key[sizeof(BC_REGISTRY_KEY_DASHBOARD) + BC_DASHBOARD_USER_MAX];
     bc_error err = {{0}};
     if (read_password(o->args[1], password, sizeof(password)) != 0)
         return EXIT_FAILURE;
     if (password[0] == '\0')
-        return fail("the password is empty");
+        return bc_cli_fail("the password is empty");
     bc_status rc = bc_password_hash(password, o->iterations, hash, sizeof(hash), &err);
     OPENSSL_cleanse(password, sizeof(password));
     if (rc != BC_OK)
-        return fail("cannot hash the password: %s", err.text);
+        return bc_cli_fail("cannot hash the password: %s", err.text);
     snprintf(key, sizeof(key), BC_REGISTRY_KEY_DASHBOARD "%s", name);
     if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "MULTI") != 0 ||
         RUN(ctx, NULL, REDIS_REPLY_STATUS, "HSET", key, BC_REGISTRY_FIELD_HASH, hash) != 0 ||
@@ -387,7 +359,7 @@ static int cmd_dashboard_remove(redisContext *ctx, const options *o)
 {
     char key[sizeof(BC_REGISTRY_KEY_DASHBOARD) + BC_DASHBOARD_USER_MAX];
     if (!bc_id_valid(o->args[0]) || strlen(o->args[0]) > BC_DASHBOARD_USER_MAX)
-        return usage_error("'%s' is not a user name", o->args[0]);
+        return bc_cli_usage_error("'%s' is not a user name", o->args[0]);
     snprintf(key, sizeof(key), BC_REGISTRY_KEY_DASHBOARD "%s", o->args[0]);
     if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "MULTI") != 0 ||
         RUN(ctx, NULL, REDIS_REPLY_STATUS, "DEL", key) != 0 ||
@@ -405,7 +377,7 @@ static int cmd_list(redisContext *ctx, const options *o)
     bc_registry_snapshot *s = NULL;
     bc_error err = {{0}};
     if (bc_registry_load(ctx, &s, &err) != BC_OK)
-        return fail("cannot read the registry: %s", err.text);
+        return bc_cli_fail("cannot read the registry: %s", err.text);
     printf("# registry version %llu: %zu devices, %zu dashboard users, %zu entries skipped\n",
            (unsigned long long)s->version, s->device_count, s->user_count, s->skipped);
     for (size_t i = 0; i < s->device_count; i++) {
@@ -446,10 +418,8 @@ static int parse_redis(const char *text, options *o)
     const char *colon = strrchr(text, ':');
     if (colon == NULL || colon == text || (size_t)(colon - text) >= sizeof(o->host))
         return -1;
-    char *end = NULL;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+    long port = 0;
+    if (bc_cli_parse_long(colon + 1, 1, 65535, &port) != BC_OK)
         return -1;
     memcpy(o->host, text, (size_t)(colon - text));
     o->host[colon - text] = '\0';
@@ -474,30 +444,26 @@ static int parse_args(int argc, char **argv, options *o)
         switch (c) {
         case 'r':
             if (parse_redis(optarg, o) != 0)
-                return usage_error("--redis wants HOST:PORT, got '%s'", optarg);
+                return bc_cli_usage_error("--redis wants HOST:PORT, got '%s'", optarg);
             break;
         case 'i': {
-            char *end = NULL;
-            errno = 0;
-            unsigned long n = strtoul(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || n < BC_PASSWORD_MIN_ITERATIONS ||
-                n > BC_PASSWORD_MAX_ITERATIONS)
-                return usage_error("--iterations wants a number in [%u, %u]",
-                                   BC_PASSWORD_MIN_ITERATIONS, BC_PASSWORD_MAX_ITERATIONS);
+            long n = 0;
+            if (bc_cli_parse_long(optarg, BC_PASSWORD_MIN_ITERATIONS, BC_PASSWORD_MAX_ITERATIONS,
+                                  &n) != BC_OK)
+                return bc_cli_usage_error("--iterations wants a number in [%u, %u]",
+                                          BC_PASSWORD_MIN_ITERATIONS, BC_PASSWORD_MAX_ITERATIONS);
             o->iterations = (unsigned)n;
             break;
         }
         case 'h':
             usage(stdout);
             exit(0);
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+            return bc_cli_option_error(c, argv);
         }
     }
     if (optind >= argc)
-        return usage_error("no command given");
+        return bc_cli_usage_error("no command given");
     o->command = argv[optind];
     o->args = argv + optind + 1;
     o->arg_count = argc - optind - 1;
@@ -507,6 +473,7 @@ static int parse_args(int argc, char **argv, options *o)
 int main(int argc, char **argv)
 {
     options o;
+    bc_cli_init(PROGRAM, " (see --help)");
     memset(&o, 0, sizeof(o));
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
@@ -517,11 +484,11 @@ int main(int argc, char **argv)
             cmd = &commands[i];
     }
     if (cmd == NULL)
-        return usage_error("unknown command '%s'", o.command);
+        return bc_cli_usage_error("unknown command '%s'", o.command);
     if (o.arg_count != cmd->args)
-        return usage_error("'%s' takes %d argument(s)", cmd->name, cmd->args);
+        return bc_cli_usage_error("'%s' takes %d argument(s)", cmd->name, cmd->args);
     if (cmd->device_arg && check_device_id(o.args[0]) != 0)
-        return EXIT_USAGE;
+        return BC_CLI_EXIT_USAGE;
     redisContext *ctx = connect_redis(&o);
     if (ctx == NULL)
         return EXIT_FAILURE;

@@ -11,7 +11,6 @@
 #include "common/daemon.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fd.h"
 #include "common/log.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -58,12 +58,9 @@ static int install_signals(void)
     if (stop_pipe[0] < 0) {
         if (pipe(stop_pipe) != 0)
             return -1;
-        for (int i = 0; i < 2; i++) {
-            int fl = fcntl(stop_pipe[i], F_GETFL);
-            if (fl < 0 || fcntl(stop_pipe[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
-                fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC) != 0)
-                return -1;
-        }
+        if (bc_fd_set_nonblock_cloexec(stop_pipe[0]) != BC_OK ||
+            bc_fd_set_nonblock_cloexec(stop_pipe[1]) != BC_OK)
+            return -1;
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

@@ -12,28 +12,19 @@
 #include <cmocka.h>
 
 #include "device-agent/agent_config.h"
+#include "test_util.h"
 
 static char dir[64];
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_true(fputs(text, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-}
-
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/bc-agentcfg-XXXXXX");
-    return mkdtemp(dir) == NULL ? -1 : 0;
+    return bc_test_tempdir(dir, sizeof(dir), "agentcfg") == BC_OK ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    bc_test_remove_tree(dir);
+    return 0;
 }
 
 static const char *required = "device_id = cam-007\n"
@@ -60,7 +51,7 @@ static void test_defaults_file_and_set(void **state)
     assert_non_null(strstr(err.text, "device_id"));
 
     snprintf(path, sizeof(path), "%s/agent.conf", dir);
-    write_text(path, required);
+    bc_test_write_file(path, required);
     assert_int_equal(bc_agent_config_load(&cfg, path, &err), BC_OK);
     assert_int_equal(bc_agent_config_check(&cfg, &err), BC_OK);
     assert_int_equal(bc_agent_config_set(&cfg, "pre_event_s=60", &err), BC_OK);
@@ -78,7 +69,7 @@ static void test_camera_checks(void **state)
     bc_error err;
     char path[128];
     snprintf(path, sizeof(path), "%s/agent.conf", dir);
-    write_text(path, required);
+    bc_test_write_file(path, required);
     const struct {
         const char *set, *named;
     } bad[] = {
@@ -125,7 +116,7 @@ static void test_from_stack(void **state)
     bc_error err;
     char path[128];
     snprintf(path, sizeof(path), "%s/stack.json", dir);
-    write_text(path, stack_json);
+    bc_test_write_file(path, stack_json);
     assert_int_equal(bc_agent_config_defaults(&base, &err), BC_OK);
     base.camera.pre_event_s = 7; /* a common setting is kept */
     assert_int_equal(bc_agent_config_from_stack(path, &base.camera, 0, &list, &n, &err), BC_OK);
@@ -148,7 +139,7 @@ static void test_from_stack(void **state)
     free(list);
     assert_int_equal(bc_agent_config_from_stack(path, &base.camera, 3, &list, &n, &err),
                      BC_ERR_INVAL);
-    write_text(path, "{\"mqtt\":{\"host\":\"h\"}}");
+    bc_test_write_file(path, "{\"mqtt\":{\"host\":\"h\"}}");
     assert_int_not_equal(bc_agent_config_from_stack(path, &base.camera, 0, &list, &n, &err), BC_OK);
     assert_null(list);
     assert_non_null(strstr(err.text, "tls_port"));

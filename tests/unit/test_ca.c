@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/ca.h"
+#include "test_util.h"
 
 typedef struct fixture {
     bc_ca ca;
@@ -36,8 +36,7 @@ static int setup(void **state)
     if (bc_ca_create("bodycam test CA", 30, &f->ca, NULL) != BC_OK ||
         bc_ca_create("foreign CA", 30, &f->other, NULL) != BC_OK)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_ca.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (bc_test_tempdir(f->dir, sizeof(f->dir), "ca") != BC_OK)
         return -1;
     *state = f;
     return 0;
@@ -46,19 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        char path[512];
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    bc_test_remove_tree(f->dir);
     bc_ca_free(&f->ca);
     bc_ca_free(&f->other);
     free(f);
@@ -409,18 +396,6 @@ static unsigned file_mode(const char *path)
     return (unsigned)(st.st_mode & 07777);
 }
 
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
 static void test_files(void **state)
 {
     fixture *f = *state;
@@ -440,7 +415,7 @@ static void test_files(void **state)
     assert_int_equal(file_mode(pub), 0644);
     /* overwrite in place: still one file each, no temporaries left */
     assert_int_equal(bc_ca_write_cert(ca_crt, f->ca.cert, &err), BC_OK);
-    assert_int_equal(count_entries(f->dir), 3);
+    assert_int_equal(bc_test_count_entries(f->dir), 3);
 
     bc_ca loaded;
     assert_int_equal(bc_ca_load(ca_crt, ca_key, &loaded, &err), BC_OK);

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "proto/command.h"
+#include "test_util.h"
 
 #define T0 1700000000000LL
 #define HOUR (3600LL * 1000)
@@ -25,7 +26,7 @@ static EVP_PKEY *cmd_key;
 static EVP_PKEY *receipt_key;
 static EVP_PKEY *fw_key;
 static EVP_PKEY *recording_key; /* X25519 */
-static char tmpdir[] = "/tmp/bc-test-command-XXXXXX";
+static char tmpdir[64];
 
 #define CERT_PEM                                                                                   \
     "-----BEGIN CERTIFICATE-----\n"                                                                \
@@ -39,7 +40,7 @@ static int setup(void **state)
     receipt_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     fw_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     recording_key = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-    if (mkdtemp(tmpdir) == NULL)
+    if (bc_test_tempdir(tmpdir, sizeof(tmpdir), "command") != BC_OK)
         return -1;
     return cmd_key && receipt_key && fw_key && recording_key ? 0 : -1;
 }
@@ -51,10 +52,7 @@ static int teardown(void **state)
     EVP_PKEY_free(receipt_key);
     EVP_PKEY_free(fw_key);
     EVP_PKEY_free(recording_key);
-    char path[256];
-    snprintf(path, sizeof(path), "%s/replay", tmpdir);
-    unlink(path);
-    rmdir(tmpdir);
+    bc_test_remove_tree(tmpdir);
     return 0;
 }
 
@@ -562,14 +560,6 @@ static void test_replay_cache_bounded(void **state)
     bc_replay_cache_free(cache);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void test_replay_cache_load_errors(void **state)
 {
     (void)state;
@@ -592,7 +582,7 @@ static void test_replay_cache_load_errors(void **state)
         "bodycam-replay-cache 2\nfloor 0\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        write_file(path, bad[i]);
+        bc_test_write_file(path, bad[i]);
         bc_status rc = bc_replay_cache_load(cache, path, &err);
         if (rc != BC_ERR_PARSE)
             fail_msg("file %zu: got %s", i, bc_strerror(rc));
@@ -600,7 +590,7 @@ static void test_replay_cache_load_errors(void **state)
         assert_int_equal(bc_replay_cache_count(cache), 1);
         assert_int_equal(bc_replay_cache_remember(cache, "keep", 5000, 0, &err), BC_ERR_REPLAY);
     }
-    write_file(path, "bodycam-replay-cache 1\nfloor 10\nx1 100\nx2 5\n");
+    bc_test_write_file(path, "bodycam-replay-cache 1\nfloor 10\nx1 100\nx2 5\n");
     assert_int_equal(bc_replay_cache_load(cache, path, &err), BC_OK);
     assert_int_equal(bc_replay_cache_count(cache), 1); /* x2 is under the floor */
     assert_int_equal(bc_replay_cache_remember(cache, "x1", 100, 0, &err), BC_ERR_REPLAY);

@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "device-agent/control.h"
+#include "test_util.h"
 
 /* ---- the parser ---- */
 
@@ -122,8 +123,7 @@ static void handler(const bc_control_command *cmd, char *answer, size_t size, vo
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bc-control-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (f == NULL || bc_test_tempdir(f->dir, sizeof(f->dir), "control") != BC_OK)
         return -1;
     snprintf(f->path, sizeof(f->path), "%s/control.sock", f->dir);
     bc_error err;
@@ -142,8 +142,7 @@ static int teardown(void **state)
     fixture *f = *state;
     bc_control_close(f->ctl);
     bc_reactor_free(f->r);
-    unlink(f->path);
-    rmdir(f->dir);
+    bc_test_remove_tree(f->dir);
     free(f);
     return 0;
 }
@@ -371,9 +370,7 @@ static void test_stale_and_live_socket_files(void **state)
     /* not a socket: refused, left alone */
     char file[160];
     snprintf(file, sizeof(file), "%s/plain", f->dir);
-    FILE *fp = fopen(file, "w");
-    fputs("keep", fp);
-    fclose(fp);
+    bc_test_write_file(file, "keep");
     assert_int_equal(bc_control_open(f->r, file, handler, f, &second, &err), BC_ERR_EXISTS);
     assert_int_equal(lstat(file, &st), 0);
     unlink(file);

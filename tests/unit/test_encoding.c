@@ -1,4 +1,4 @@
-/* Unit tests for proto/encoding: RFC 4648 vectors, lowercase hex, and the
+/* Unit tests for proto/encoding: RFC 4648 vectors, lowercase hex, big-endian integers, and the
  * refusal of every non-canonical spelling that OpenSSL alone would accept. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -109,6 +109,32 @@ static void test_base64_round_trip(void **state)
     }
 }
 
+static void test_big_endian(void **state)
+{
+    (void)state;
+    /* exact bytes, most significant first, at an odd (unaligned) offset */
+    uint8_t buf[13];
+    memset(buf, 0xee, sizeof(buf));
+    bc_be32_store(buf + 1, 0x01020304u);
+    bc_be64_store(buf + 5, 0x8877665544332211ULL);
+    static const uint8_t want[13] = {0xee, 0x01, 0x02, 0x03, 0x04, 0x88, 0x77,
+                                     0x66, 0x55, 0x44, 0x33, 0x22, 0x11};
+    assert_memory_equal(buf, want, sizeof(want));
+    assert_int_equal(bc_be32_load(buf + 1), 0x01020304u);
+    assert_true(bc_be64_load(buf + 5) == 0x8877665544332211ULL);
+
+    /* the extremes survive a round trip, high bits included */
+    static const uint64_t values[] = {0, 1, 0xff, 0x100, 0x7fffffffffffffffULL, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        bc_be64_store(buf, values[i]);
+        assert_true(bc_be64_load(buf) == values[i]);
+        bc_be32_store(buf, (uint32_t)values[i]);
+        assert_int_equal(bc_be32_load(buf), (uint32_t)values[i]);
+    }
+    bc_be32_store(buf, UINT32_MAX);
+    assert_memory_equal(buf, "\xff\xff\xff\xff", 4);
+}
+
 static void test_equal_ct(void **state)
 {
     (void)state;
@@ -125,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_base64_vectors),
         cmocka_unit_test(test_base64_refuses_non_canonical),
         cmocka_unit_test(test_base64_round_trip),
+        cmocka_unit_test(test_big_endian),
         cmocka_unit_test(test_equal_ct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <cmocka.h>
 
 #include "device-agent/outbox.h"
+#include "test_util.h"
 
 typedef struct fixture {
     char root[64];
@@ -24,58 +24,19 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->root, sizeof(f->root), "/tmp/bc-outbox-XXXXXX");
-    if (mkdtemp(f->root) == NULL)
+    if (f == NULL || bc_test_tempdir(f->root, sizeof(f->root), "outbox") != BC_OK)
         return -1;
     snprintf(f->dir, sizeof(f->dir), "%s/outbox", f->root);
     *state = f;
     return 0;
 }
 
-static void remove_all(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char p[512];
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
-}
-
 static int teardown(void **state)
 {
     fixture *f = *state;
-    remove_all(f->dir);
-    rmdir(f->root);
+    bc_test_remove_tree(f->root);
     free(f);
     return 0;
-}
-
-static int file_exists(const char *dir, const char *name)
-{
-    char p[512];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-static size_t count_files(const char *dir)
-{
-    size_t n = 0;
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            n++;
-    }
-    closedir(d);
-    return n;
 }
 
 static uint64_t append(bc_outbox *ob, const char *topic, const char *payload)
@@ -117,9 +78,9 @@ static void test_order_across_reload(void **state)
         assert_int_equal(append(ob, topic, payload), (uint64_t)i + 1);
     }
     assert_int_equal(bc_outbox_count(ob), 12);
-    assert_true(file_exists(f->dir, "0000000000000001.msg"));
-    assert_true(file_exists(f->dir, "0000000000000012.msg"));
-    assert_int_equal(count_files(f->dir), 12);
+    assert_true(bc_test_exists(f->dir, "0000000000000001.msg"));
+    assert_true(bc_test_exists(f->dir, "0000000000000012.msg"));
+    assert_int_equal(bc_test_count_entries(f->dir), 12);
     bc_outbox_close(ob);
 
     assert_int_equal(bc_outbox_open(f->dir, NULL, &ob, &rep, &err), BC_OK);
@@ -154,7 +115,7 @@ static void test_ack(void **state)
     assert_int_equal(bc_outbox_bytes(ob), 3 * 3 + 3 + 3 + 5);
 
     assert_int_equal(bc_outbox_ack(ob, 1, &err), BC_OK);
-    assert_false(file_exists(f->dir, "0000000000000001.msg"));
+    assert_false(bc_test_exists(f->dir, "0000000000000001.msg"));
     bc_outbox_msg m;
     assert_int_equal(bc_outbox_peek(ob, &m), BC_OK);
     assert_msg(&m, 2, "t/b", "two");
@@ -164,7 +125,7 @@ static void test_ack(void **state)
     assert_int_equal(bc_outbox_ack(ob, 42, &err), BC_ERR_NOT_FOUND);
     assert_int_equal(bc_outbox_count(ob), 1);
     assert_int_equal(bc_outbox_bytes(ob), 3 + 3);
-    assert_int_equal(count_files(f->dir), 1);
+    assert_int_equal(bc_test_count_entries(f->dir), 1);
     bc_outbox_close(ob);
 
     /* the acked ones do not come back; seqs are not reused */
@@ -180,10 +141,7 @@ static void write_raw(const char *dir, const char *name, const void *data, size_
 {
     char p[512];
     snprintf(p, sizeof(p), "%s/%s", dir, name);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
+    bc_test_write_bytes(p, data, len);
 }
 
 static size_t read_raw(const char *dir, const char *name, uint8_t *buf, size_t cap)
@@ -239,14 +197,14 @@ static void test_crash_leftovers_and_corruption(void **state)
         assert_int_equal(bc_outbox_at(ob, i, &m), BC_OK);
         assert_msg(&m, want[i], "bodycam/v1/devices/cam-1/event", "{\"type\":\"docked\"}");
     }
-    assert_false(file_exists(f->dir, "0000000000000007.msg.Ab12Cd.tmp"));
-    assert_true(file_exists(f->dir, "0000000000000002.msg.bad"));
-    assert_true(file_exists(f->dir, "0000000000000003.msg.bad"));
-    assert_true(file_exists(f->dir, "0000000000000009.msg.bad"));
-    assert_true(file_exists(f->dir, "0000000000000010.msg.bad"));
-    assert_false(file_exists(f->dir, "0000000000000002.msg"));
-    assert_true(file_exists(f->dir, "README"));
-    assert_true(file_exists(f->dir, "123.msg"));
+    assert_false(bc_test_exists(f->dir, "0000000000000007.msg.Ab12Cd.tmp"));
+    assert_true(bc_test_exists(f->dir, "0000000000000002.msg.bad"));
+    assert_true(bc_test_exists(f->dir, "0000000000000003.msg.bad"));
+    assert_true(bc_test_exists(f->dir, "0000000000000009.msg.bad"));
+    assert_true(bc_test_exists(f->dir, "0000000000000010.msg.bad"));
+    assert_false(bc_test_exists(f->dir, "0000000000000002.msg"));
+    assert_true(bc_test_exists(f->dir, "README"));
+    assert_true(bc_test_exists(f->dir, "123.msg"));
     /* new seqs stay above every valid one */
     assert_int_equal(bc_outbox_next_seq(ob), 7);
     bc_outbox_close(ob);
@@ -271,7 +229,7 @@ static void test_limits(void **state)
     append(ob, "t/3", "c");
     assert_int_equal(bc_outbox_append(ob, "t/4", 1, "d", 1, &seq, &err), BC_ERR_TOO_BIG);
     assert_non_null(strstr(err.text, "full"));
-    assert_int_equal(count_files(f->dir), 3);
+    assert_int_equal(bc_test_count_entries(f->dir), 3);
     assert_int_equal(bc_outbox_ack(ob, 500, &err), BC_OK);
     assert_int_equal(bc_outbox_append(ob, "t/4", 1, "d", 1, &seq, &err), BC_OK);
     assert_int_equal(seq, 503);

@@ -6,7 +6,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 
 #include "common/file.h"
 #include "device-agent/persist.h"
+#include "test_util.h"
 
 typedef struct fixture {
     char dir[64];
@@ -25,8 +25,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bc-persist-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (f == NULL || bc_test_tempdir(f->dir, sizeof(f->dir), "persist") != BC_OK)
         return -1;
     snprintf(f->path, sizeof(f->path), "%s/state.json", f->dir);
     *state = f;
@@ -36,41 +35,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    struct dirent *de;
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        char p[512];
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, de->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(f->dir);
+    bc_test_remove_tree(f->dir);
     free(f);
     return 0;
-}
-
-static size_t count_entries(const char *dir)
-{
-    size_t n = 0;
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
 }
 
 static void test_missing_file_is_a_fresh_camera(void **state)
@@ -107,7 +74,7 @@ static void test_round_trip(void **state)
     struct stat sb;
     assert_int_equal(stat(f->path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
-    assert_int_equal(count_entries(f->dir), 1); /* no temporary file left */
+    assert_int_equal(bc_test_count_entries(f->dir), 1); /* no temporary file left */
 
     assert_int_equal(bc_persist_load(f->dir, 0, &back, &found, &err), BC_OK);
     assert_true(found);
@@ -131,12 +98,12 @@ static void test_round_trip(void **state)
     assert_int_equal(back.warnings, 2);
     assert_int_equal(back.next_seq, 5);
     assert_string_equal(back.recording_id, "");
-    assert_int_equal(count_entries(f->dir), 1);
+    assert_int_equal(bc_test_count_entries(f->dir), 1);
 }
 
 static void assert_refused(fixture *f, const char *text, bc_status expected, const char *needle)
 {
-    write_file(f->path, text);
+    bc_test_write_file(f->path, text);
     bc_persist_state st;
     bool found = true;
     bc_error err;
@@ -199,8 +166,8 @@ static void test_corrupt_file_refused(void **state)
                    BC_ERR_VERSION, "version");
 
     /* the same file with good values loads (so the refusals above are real) */
-    write_file(f->path, GOOD_PREFIX "\"recording_id\":\"\",\"next_seq\":3,\"session\":1,"
-                                    "\"since_ms\":5,\"unknown\":true}");
+    bc_test_write_file(f->path, GOOD_PREFIX "\"recording_id\":\"\",\"next_seq\":3,\"session\":1,"
+                                            "\"since_ms\":5,\"unknown\":true}");
     bc_persist_state st;
     bool found = false;
     assert_int_equal(bc_persist_load(f->dir, 0, &st, &found, NULL), BC_OK);
@@ -220,7 +187,7 @@ static void test_save_refuses_impossible_state(void **state)
     bc_persist_defaults(&st, 0);
     st.next_seq = 0;
     assert_int_equal(bc_persist_save(f->dir, &st, &err), BC_ERR_INVAL);
-    assert_int_equal(count_entries(f->dir), 0);
+    assert_int_equal(bc_test_count_entries(f->dir), 0);
 
     char missing[200];
     snprintf(missing, sizeof(missing), "%s/no/such/dir", f->dir);
@@ -247,7 +214,7 @@ static void test_durable_write(void **state)
     free(content);
     assert_int_equal(bc_file_read_all(path, 6, &content, &len, &err), BC_ERR_TOO_BIG);
     assert_null(content);
-    assert_int_equal(count_entries(f->dir), 1);
+    assert_int_equal(bc_test_count_entries(f->dir), 1);
 
     /* an empty file is fine */
     assert_int_equal(bc_file_write_durable(path, NULL, 0, 0600, &err), BC_OK);
@@ -260,7 +227,7 @@ static void test_durable_write(void **state)
     snprintf(bad, sizeof(bad), "%s/missing/blob", f->dir);
     assert_int_equal(bc_file_write_durable(bad, "x", 1, 0600, &err), BC_ERR_IO);
     assert_non_null(strstr(err.text, "missing/blob"));
-    assert_int_equal(count_entries(f->dir), 1);
+    assert_int_equal(bc_test_count_entries(f->dir), 1);
     /* a target that is a directory: rename fails, the temporary file is removed */
     char sub[256];
     snprintf(sub, sizeof(sub), "%s/sub", f->dir);
@@ -270,7 +237,7 @@ static void test_durable_write(void **state)
     assert_int_equal(bc_file_write_durable(inner, "k", 1, 0600, &err), BC_OK);
     assert_int_equal(bc_file_write_durable(sub, "x", 1, 0600, &err), BC_ERR_IO);
     assert_non_null(strstr(err.text, "rename"));
-    assert_int_equal(count_entries(f->dir), 2); /* blob and sub, no *.tmp */
+    assert_int_equal(bc_test_count_entries(f->dir), 2); /* blob and sub, no *.tmp */
     unlink(inner);
     rmdir(sub);
 

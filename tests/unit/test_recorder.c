@@ -24,6 +24,7 @@
 #include "proto/encoding.h"
 #include "proto/recording.h"
 #include "proto/sign.h"
+#include "test_util.h"
 
 #define DEVICE "cam-1"
 
@@ -38,42 +39,17 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bc-recorder-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    uint8_t raw[BC_RAW_KEY_LEN];
-    f->vault = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-    if (f->vault == NULL || bc_key_raw_public(f->vault, raw) != BC_OK ||
-        bc_key_from_raw_public(EVP_PKEY_X25519, raw, &f->vault_pub) != BC_OK)
+    if (bc_test_tempdir(f->dir, sizeof(f->dir), "recorder") != BC_OK ||
+        bc_test_x25519_pair(&f->vault, &f->vault_pub) != BC_OK)
         return -1;
     *state = f;
     return 0;
 }
 
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char p[512];
-        struct stat st;
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
-}
-
 static int teardown(void **state)
 {
     fixture *f = *state;
-    remove_tree(f->dir);
+    bc_test_remove_tree(f->dir);
     EVP_PKEY_free(f->vault);
     EVP_PKEY_free(f->vault_pub);
     free(f);
@@ -81,26 +57,6 @@ static int teardown(void **state)
 }
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static int exists(const fixture *f, const char *rel)
-{
-    char p[512];
-    struct stat st;
-    snprintf(p, sizeof(p), "%s/%s", f->dir, rel);
-    return lstat(p, &st) == 0;
-}
-
-static uint8_t *pattern(size_t n, unsigned seed)
-{
-    uint8_t *p = malloc(n > 0 ? n : 1);
-    assert_non_null(p);
-    uint32_t x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; i++) {
-        x = x * 1103515245u + 12345u;
-        p[i] = (uint8_t)(x >> 16);
-    }
-    return p;
-}
 
 /* 1 when needle occurs in hay. */
 static int has_bytes(const uint8_t *hay, size_t hlen, const void *needle, size_t nlen)
@@ -129,12 +85,8 @@ static int tree_contains(const char *dir, const void *needle, size_t nlen)
             found = tree_contains(p, needle, nlen);
             continue;
         }
-        FILE *fp = fopen(p, "rb");
-        assert_non_null(fp);
-        uint8_t *buf = malloc((size_t)st.st_size + 1);
-        assert_non_null(buf);
-        size_t got = fread(buf, 1, (size_t)st.st_size, fp);
-        fclose(fp);
+        size_t got = 0;
+        uint8_t *buf = bc_test_read_file(p, &got);
         found = has_bytes(buf, got, needle, nlen);
         free(buf);
     }
@@ -229,12 +181,12 @@ static void test_prebuffer_in_memory_then_first(void **state)
 
     /* 10000 bytes of standby video with the marker near its end: the ring
      * keeps the last 4096 of them. */
-    uint8_t *standby = pattern(10000, 1);
+    uint8_t *standby = bc_test_pattern(10000, 1);
     memcpy(standby + 9000, marker, sizeof(marker) - 1);
     assert_int_equal(bc_recorder_feed(rec, standby, 6000, &e), BC_OK);
     assert_int_equal(bc_recorder_feed(rec, standby + 6000, 4000, &e), BC_OK);
     assert_false(tree_contains(f->dir, marker, sizeof(marker) - 1));
-    assert_false(exists(f, "recordings/rec-1.bcrec"));
+    assert_false(bc_test_exists(f->dir, "recordings/rec-1.bcrec"));
     bc_recorder_stats st;
     bc_recorder_get_stats(rec, &st);
     assert_int_equal(st.prebuffer_len, pre);
@@ -242,10 +194,10 @@ static void test_prebuffer_in_memory_then_first(void **state)
 
     assert_int_equal(bc_recorder_start(rec, "rec-1", 1000000, 2, false, &e), BC_OK);
     assert_true(bc_recorder_is_recording(rec));
-    assert_true(exists(f, "recordings/rec-1.bcrec"));
-    assert_true(exists(f, "recordings/rec-1.bcrec.seal"));
-    assert_true(exists(f, "recordings/rec-1.open.json"));
-    uint8_t *live = pattern(50000, 2);
+    assert_true(bc_test_exists(f->dir, "recordings/rec-1.bcrec"));
+    assert_true(bc_test_exists(f->dir, "recordings/rec-1.bcrec.seal"));
+    assert_true(bc_test_exists(f->dir, "recordings/rec-1.open.json"));
+    uint8_t *live = bc_test_pattern(50000, 2);
     for (size_t off = 0; off < 50000; off += 7000)
         assert_int_equal(
             bc_recorder_feed(rec, live + off, off + 7000 > 50000 ? 50000 - off : 7000, &e), BC_OK);
@@ -261,9 +213,9 @@ static void test_prebuffer_in_memory_then_first(void **state)
     bc_recording_meta m;
     assert_int_equal(bc_recorder_stop(rec, 1000000 + 12345, &m, &e), BC_OK);
     assert_false(bc_recorder_is_recording(rec));
-    assert_false(exists(f, "recordings/rec-1.bcrec.seal"));
-    assert_false(exists(f, "recordings/rec-1.open.json"));
-    assert_true(exists(f, "recordings/rec-1.json"));
+    assert_false(bc_test_exists(f->dir, "recordings/rec-1.bcrec.seal"));
+    assert_false(bc_test_exists(f->dir, "recordings/rec-1.open.json"));
+    assert_true(bc_test_exists(f->dir, "recordings/rec-1.json"));
     /* encrypted on disk: the marker is nowhere, before or after */
     assert_false(tree_contains(f->dir, marker, sizeof(marker) - 1));
 
@@ -326,7 +278,7 @@ static void test_prebuffer_off_and_argument_checks(void **state)
     fixture *f = *state;
     bc_recorder *rec = open_rec(f, 0, 0);
     bc_error e;
-    uint8_t *standby = pattern(3000, 3);
+    uint8_t *standby = bc_test_pattern(3000, 3);
     assert_int_equal(bc_recorder_feed(rec, standby, 3000, &e), BC_OK);
     assert_int_equal(bc_recorder_stop(rec, 0, NULL, &e), BC_ERR_STATE);
     assert_int_equal(bc_recorder_start(rec, "bad/id", 1, 0, false, &e), BC_ERR_INVAL);
@@ -373,16 +325,16 @@ static void test_crash_mid_recording_sealed_on_reopen(void **state)
     const uint32_t seg = 1024;
     bc_recorder *rec = open_rec(f, seg, 2048);
     bc_error e;
-    uint8_t *pre = pattern(2048, 4);
-    uint8_t *live = pattern(10 * seg + 300, 5); /* 300 bytes sit in the writer's buffer */
+    uint8_t *pre = bc_test_pattern(2048, 4);
+    uint8_t *live = bc_test_pattern(10 * seg + 300, 5); /* 300 bytes sit in the writer's buffer */
     assert_int_equal(bc_recorder_feed(rec, pre, 2048, &e), BC_OK);
     assert_int_equal(bc_recorder_start(rec, "crash-1", 2000000, 1, true, &e), BC_OK);
     assert_int_equal(bc_recorder_feed(rec, live, 10 * seg + 300, &e), BC_OK);
     assert_int_equal(bc_recorder_flush(rec, &e), BC_OK);
     bc_recorder_free(rec); /* the crash: no stop */
-    assert_true(exists(f, "recordings/crash-1.bcrec.seal"));
-    assert_true(exists(f, "recordings/crash-1.open.json"));
-    assert_false(exists(f, "recordings/crash-1.json"));
+    assert_true(bc_test_exists(f->dir, "recordings/crash-1.bcrec.seal"));
+    assert_true(bc_test_exists(f->dir, "recordings/crash-1.open.json"));
+    assert_false(bc_test_exists(f->dir, "recordings/crash-1.json"));
 
     rec = open_rec(f, seg, 2048);
     bc_recording_meta *list = NULL;
@@ -400,9 +352,9 @@ static void test_crash_mid_recording_sealed_on_reopen(void **state)
     file_sha256_hex(f, "crash-1", hex, &size);
     assert_string_equal(list[0].sha256, hex);
     assert_int_equal(list[0].size, size);
-    assert_false(exists(f, "recordings/crash-1.bcrec.seal"));
-    assert_false(exists(f, "recordings/crash-1.open.json"));
-    assert_true(exists(f, "recordings/crash-1.json"));
+    assert_false(bc_test_exists(f->dir, "recordings/crash-1.bcrec.seal"));
+    assert_false(bc_test_exists(f->dir, "recordings/crash-1.open.json"));
+    assert_true(bc_test_exists(f->dir, "recordings/crash-1.json"));
     assert_int_equal(bc_recorder_pending_count(rec), 1);
     bc_recording_meta m;
     assert_int_equal(bc_recorder_find(rec, "crash-1", &m), BC_OK);
@@ -456,26 +408,21 @@ static void test_crash_before_header_moved_aside(void **state)
     /* leftovers: a durable-write temporary and a metadata file whose
      * recording was deleted (a crash mid-delete) */
     snprintf(extra, sizeof(extra), "%s/gone.json.ab12cd.tmp", dir);
-    FILE *fp = fopen(extra, "w");
-    assert_non_null(fp);
-    fclose(fp);
+    bc_test_write_file(extra, "");
     snprintf(extra, sizeof(extra), "%s/gone.json", dir);
-    fp = fopen(extra, "w");
-    assert_non_null(fp);
-    fputs("{\"v\":1}", fp);
-    fclose(fp);
+    bc_test_write_file(extra, "{\"v\":1}");
 
     bc_recorder *rec = open_rec(f, 0, 0);
     bc_recorder_stats st;
     bc_recorder_get_stats(rec, &st);
     assert_int_equal(st.broken, 1);
     assert_int_equal(st.pending, 0);
-    assert_false(exists(f, "recordings/torn-1.bcrec"));
-    assert_false(exists(f, "recordings/torn-1.bcrec.seal"));
-    assert_true(exists(f, "recordings/broken/torn-1.bcrec"));
-    assert_true(exists(f, "recordings/broken/torn-1.bcrec.seal"));
-    assert_false(exists(f, "recordings/gone.json.ab12cd.tmp"));
-    assert_false(exists(f, "recordings/gone.json"));
+    assert_false(bc_test_exists(f->dir, "recordings/torn-1.bcrec"));
+    assert_false(bc_test_exists(f->dir, "recordings/torn-1.bcrec.seal"));
+    assert_true(bc_test_exists(f->dir, "recordings/broken/torn-1.bcrec"));
+    assert_true(bc_test_exists(f->dir, "recordings/broken/torn-1.bcrec.seal"));
+    assert_false(bc_test_exists(f->dir, "recordings/gone.json.ab12cd.tmp"));
+    assert_false(bc_test_exists(f->dir, "recordings/gone.json"));
     bc_recording_meta *list = NULL;
     size_t count = 0;
     assert_int_equal(bc_recorder_take_recovered(rec, &list, &count), BC_OK);
@@ -494,7 +441,7 @@ static void test_crash_before_header_moved_aside(void **state)
     bc_recording_writer_abort(w);
     assert_int_equal(truncate(path, 10), 0);
     rec = open_rec(f, 0, 0);
-    assert_true(exists(f, "recordings/broken/torn-1.bcrec.1"));
+    assert_true(bc_test_exists(f->dir, "recordings/broken/torn-1.bcrec.1"));
     assert_int_equal(stat(moved, &sb), 0);
     assert_int_equal(sb.st_size, 20);
     bc_recorder_free(rec);
@@ -505,7 +452,7 @@ static void test_delete_only_with_matching_receipt(void **state)
     fixture *f = *state;
     bc_recorder *rec = open_rec(f, 0, 0);
     bc_error e;
-    uint8_t *data = pattern(5000, 6);
+    uint8_t *data = bc_test_pattern(5000, 6);
     bc_recording_meta a, b;
     assert_int_equal(bc_recorder_start(rec, "del-a", 100, 2, false, &e), BC_OK);
     assert_int_equal(bc_recorder_feed(rec, data, 5000, &e), BC_OK);
@@ -544,8 +491,8 @@ static void test_delete_only_with_matching_receipt(void **state)
     assert_int_equal(bc_recorder_delete_with_receipt(rec, &r, &e), BC_ERR_DENIED);
     assert_int_equal(bc_recorder_delete_with_receipt(rec, NULL, &e), BC_ERR_DENIED);
 
-    assert_true(exists(f, "recordings/del-a.bcrec"));
-    assert_true(exists(f, "recordings/del-a.json"));
+    assert_true(bc_test_exists(f->dir, "recordings/del-a.bcrec"));
+    assert_true(bc_test_exists(f->dir, "recordings/del-a.json"));
     assert_int_equal(bc_recorder_pending_count(rec), 2);
 
     /* an open recording cannot be deleted, even by a matching-looking receipt */
@@ -554,12 +501,12 @@ static void test_delete_only_with_matching_receipt(void **state)
     snprintf(c.recording_id, sizeof(c.recording_id), "del-c");
     receipt_for(&r, &c);
     assert_int_equal(bc_recorder_delete_with_receipt(rec, &r, &e), BC_ERR_DENIED);
-    assert_true(exists(f, "recordings/del-c.bcrec"));
+    assert_true(bc_test_exists(f->dir, "recordings/del-c.bcrec"));
 
     receipt_for(&r, &a);
     assert_int_equal(bc_recorder_delete_with_receipt(rec, &r, &e), BC_OK);
-    assert_false(exists(f, "recordings/del-a.bcrec"));
-    assert_false(exists(f, "recordings/del-a.json"));
+    assert_false(bc_test_exists(f->dir, "recordings/del-a.bcrec"));
+    assert_false(bc_test_exists(f->dir, "recordings/del-a.json"));
     assert_int_equal(bc_recorder_pending_count(rec), 1);
     assert_int_equal(bc_recorder_find(rec, "del-a", &first), BC_ERR_NOT_FOUND);
     int fd = 0;
@@ -567,7 +514,7 @@ static void test_delete_only_with_matching_receipt(void **state)
     assert_int_equal(fd, -1);
     /* the same receipt again: nothing left to delete */
     assert_int_equal(bc_recorder_delete_with_receipt(rec, &r, &e), BC_ERR_NOT_FOUND);
-    assert_true(exists(f, "recordings/del-b.bcrec"));
+    assert_true(bc_test_exists(f->dir, "recordings/del-b.bcrec"));
     assert_int_equal(bc_recorder_stop(rec, 400, NULL, &e), BC_OK);
     bc_recorder_free(rec);
 
@@ -595,12 +542,8 @@ static void test_metadata_rebuilt_when_missing(void **state)
     snprintf(p, sizeof(p), "%s/recordings/meta-1.json", f->dir);
     assert_int_equal(unlink(p), 0);
     snprintf(q, sizeof(q), "%s/recordings/meta-1.open.json", f->dir);
-    FILE *fp = fopen(q, "w");
-    assert_non_null(fp);
-    fputs("{\"v\":1,\"recording_id\":\"meta-1\",\"recorded_at\":100,\"warnings\":2,"
-          "\"emergency\":false,\"pre_event_bytes\":0}",
-          fp);
-    fclose(fp);
+    bc_test_write_file(q, "{\"v\":1,\"recording_id\":\"meta-1\",\"recorded_at\":100,\"warnings\":2,"
+                          "\"emergency\":false,\"pre_event_bytes\":0}");
 
     rec = open_rec(f, 0, 0);
     bc_recording_meta *list = NULL;
@@ -611,17 +554,14 @@ static void test_metadata_rebuilt_when_missing(void **state)
     assert_int_equal(list[0].warnings, 2);
     assert_string_equal(list[0].sha256, m.sha256);
     assert_int_equal(list[0].size, m.size);
-    assert_true(exists(f, "recordings/meta-1.json"));
-    assert_false(exists(f, "recordings/meta-1.open.json"));
+    assert_true(bc_test_exists(f->dir, "recordings/meta-1.json"));
+    assert_false(bc_test_exists(f->dir, "recordings/meta-1.open.json"));
     free(list);
 
     /* the written metadata file is the JSON the header documents */
-    char *text = NULL;
-    fp = fopen(p, "r");
-    assert_non_null(fp);
-    text = calloc(1, 4096);
-    assert_true(fread(text, 1, 4095, fp) > 0);
-    fclose(fp);
+    size_t text_len = 0;
+    char *text = (char *)bc_test_read_file(p, &text_len);
+    assert_true(text_len > 0);
     cJSON *root = cJSON_Parse(text);
     assert_non_null(root);
     assert_string_equal(cJSON_GetObjectItem(root, "recording_id")->valuestring, "meta-1");

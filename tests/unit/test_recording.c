@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 
 #include "proto/recording.h"
 #include "proto/sign.h"
+#include "test_util.h"
 
 #define SEG 32 /* small segments: every offset of a multi-segment file is cheap to flip */
 
@@ -45,14 +45,11 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bc-test-rec-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (bc_test_tempdir(f->dir, sizeof(f->dir), "recording") != BC_OK ||
+        bc_test_x25519_pair(&f->vault, &f->vault_pub) != BC_OK)
         return -1;
-    f->vault = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
     f->other = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-    uint8_t raw[BC_RAW_KEY_LEN];
-    if (f->vault == NULL || f->other == NULL || bc_key_raw_public(f->vault, raw) != BC_OK ||
-        bc_key_from_raw_public(EVP_PKEY_X25519, raw, &f->vault_pub) != BC_OK)
+    if (f->other == NULL)
         return -1;
     *state = f;
     return 0;
@@ -61,19 +58,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[512];
-            snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    bc_test_remove_tree(f->dir);
     EVP_PKEY_free(f->vault);
     EVP_PKEY_free(f->vault_pub);
     EVP_PKEY_free(f->other);
@@ -93,48 +78,11 @@ static void sidecar_of(const char *path, char *out, size_t size)
     snprintf(out, size, "%s%s", path, BC_RECORDING_SEAL_SUFFIX);
 }
 
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static uint8_t *pattern(size_t n, unsigned seed)
-{
-    uint8_t *p = malloc(n > 0 ? n : 1);
-    assert_non_null(p);
-    uint32_t x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; i++) {
-        x = x * 1103515245u + 12345u;
-        p[i] = (uint8_t)(x >> 16);
-    }
-    return p;
-}
-
 static bytes slurp(const char *path)
 {
     bytes b = {0};
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    long n = ftell(fp);
-    assert_true(n >= 0);
-    rewind(fp);
-    b.len = (size_t)n;
-    b.p = malloc(b.len + 1);
-    assert_non_null(b.p);
-    assert_int_equal(fread(b.p, 1, b.len, fp), b.len);
-    fclose(fp);
+    b.p = bc_test_read_file(path, &b.len);
     return b;
-}
-
-static void spit(const char *path, const uint8_t *p, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (len > 0)
-        assert_int_equal(fwrite(p, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
 }
 
 static int contains(const bytes *hay, const uint8_t *needle, size_t n)
@@ -233,10 +181,10 @@ static void round_trip(fixture *f, size_t len, uint32_t seg, const size_t *steps
     char path[256], side[300];
     new_path(f, path, sizeof(path));
     sidecar_of(path, side, sizeof(side));
-    uint8_t *data = pattern(len, (unsigned)len);
+    uint8_t *data = bc_test_pattern(len, (unsigned)len);
     bc_recording_info winfo, rinfo;
     write_recording(f, path, data, len, seg, steps, nsteps, &winfo);
-    assert_false(exists(side));
+    assert_false(bc_test_exists(NULL, side));
 
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
@@ -306,16 +254,16 @@ static void test_header_info(void **state)
     bytes file = slurp(path);
     char bad[256];
     new_path(f, bad, sizeof(bad));
-    spit(bad, (const uint8_t *)"hello, world, this is text", 26);
+    bc_test_write_bytes(bad, (const uint8_t *)"hello, world, this is text", 26);
     assert_int_equal(bc_recording_info_read(bad, &h, &err), BC_ERR_PARSE);
     file.p[7] = 2;
     new_path(f, bad, sizeof(bad));
-    spit(bad, file.p, file.len);
+    bc_test_write_bytes(bad, file.p, file.len);
     assert_int_equal(bc_recording_info_read(bad, &h, &err), BC_ERR_VERSION);
     file.p[7] = 1;
     for (size_t cut = 0; cut < 60; cut++) {
         new_path(f, bad, sizeof(bad));
-        spit(bad, file.p, cut);
+        bc_test_write_bytes(bad, file.p, cut);
         assert_int_equal(bc_recording_info_read(bad, &h, &err), BC_ERR_TRUNCATED);
     }
     assert_int_equal(bc_recording_info_read("/nonexistent/x", &h, &err), BC_ERR_IO);
@@ -350,7 +298,7 @@ static void test_writer_arguments(void **state)
                      BC_ERR_INVAL);
     assert_non_null(strstr(err.text, "key id"));
     assert_null(w);
-    assert_false(exists(path)); /* nothing was created by a refused open */
+    assert_false(bc_test_exists(NULL, path)); /* nothing was created by a refused open */
 
     char id[BC_KEY_ID_LEN + 1];
     assert_int_equal(bc_key_id(f->vault_pub, id), BC_OK);
@@ -445,7 +393,7 @@ static void test_format_matches_spec(void **state)
     char path[256], side[300];
     new_path(f, path, sizeof(path));
     sidecar_of(path, side, sizeof(side));
-    uint8_t *data = pattern(2 * SEG + 3, 42);
+    uint8_t *data = bc_test_pattern(2 * SEG + 3, 42);
     bc_recording_writer *w = NULL;
     assert_int_equal(
         bc_recording_writer_open(path, f->vault_pub, NULL, "rec-1", "cam-1", 5, SEG, &w, NULL),
@@ -499,7 +447,7 @@ static void test_format_matches_spec(void **state)
 /* A small complete file (3 full segments + a short last) and a sealed one. */
 static void make_small(fixture *f, char *complete, char *sealed, size_t size)
 {
-    uint8_t *data = pattern(3 * SEG + 4, 9);
+    uint8_t *data = bc_test_pattern(3 * SEG + 4, 9);
     new_path(f, complete, size);
     write_recording(f, complete, data, 3 * SEG + 4, SEG, NULL, 0, NULL);
     new_path(f, sealed, size);
@@ -524,7 +472,7 @@ static void every_byte_flipped(fixture *f, const char *path)
     for (size_t off = 0; off < b.len; off++) {
         for (size_t m = 0; m < sizeof(masks); m++) {
             b.p[off] ^= masks[m];
-            spit(mut, b.p, b.len);
+            bc_test_write_bytes(mut, b.p, b.len);
             bc_error err = {{0}};
             bc_status rc = bc_recording_verify(mut, f->vault, &err);
             if (rc == BC_OK)
@@ -534,7 +482,7 @@ static void every_byte_flipped(fixture *f, const char *path)
             b.p[off] ^= masks[m];
         }
     }
-    spit(mut, b.p, b.len);
+    bc_test_write_bytes(mut, b.p, b.len);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_OK); /* restored: fine again */
     free(b.p);
 }
@@ -556,7 +504,7 @@ static void every_cut(fixture *f, const char *path)
     size_t offs[16];
     size_t n = record_offsets(&b, offs, 15);
     for (size_t cut = 0; cut < b.len; cut++) {
-        spit(mut, b.p, cut);
+        bc_test_write_bytes(mut, b.p, cut);
         bytes plain;
         bc_status rc = read_all(mut, f->vault, &plain, NULL);
         if (rc == BC_OK)
@@ -566,7 +514,7 @@ static void every_cut(fixture *f, const char *path)
     }
     /* Cut at a record boundary: still reported as truncated, not tampered. */
     for (size_t i = 1; i <= n && offs[i] < b.len; i++) {
-        spit(mut, b.p, offs[i]);
+        bc_test_write_bytes(mut, b.p, offs[i]);
         assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_TRUNCATED);
     }
     free(b.p);
@@ -598,26 +546,26 @@ static void test_reorder_duplicate_splice(void **state)
     memcpy(m, b.p, b.len);
     memcpy(m + offs[0], b.p + offs[1], rec);
     memcpy(m + offs[1], b.p + offs[0], rec);
-    spit(mut, m, b.len);
+    bc_test_write_bytes(mut, m, b.len);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_TAMPERED);
 
     /* Duplicate record 1 (inserted after itself). */
     memcpy(m, b.p, offs[2]);
     memcpy(m + offs[2], b.p + offs[1], rec);
     memcpy(m + offs[2] + rec, b.p + offs[2], b.len - offs[2]);
-    spit(mut, m, b.len + rec);
+    bc_test_write_bytes(mut, m, b.len + rec);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_TAMPERED);
 
     /* Drop record 1. */
     memcpy(m, b.p, offs[1]);
     memcpy(m + offs[1], b.p + offs[2], b.len - offs[2]);
-    spit(mut, m, b.len - rec);
+    bc_test_write_bytes(mut, m, b.len - rec);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_TAMPERED);
 
     /* Bytes appended after the last segment. */
     memcpy(m, b.p, b.len);
     memcpy(m + b.len, "junk", 4);
-    spit(mut, m, b.len + 4);
+    bc_test_write_bytes(mut, m, b.len + 4);
     assert_int_not_equal(bc_recording_verify(mut, f->vault, NULL), BC_OK);
 
     /* A record of another recording under the same key, same position. */
@@ -626,13 +574,13 @@ static void test_reorder_duplicate_splice(void **state)
     assert_int_equal(record_offsets(&o, ooffs, 15), 3);
     memcpy(m, b.p, b.len);
     memcpy(m + offs[1], o.p + ooffs[1], rec);
-    spit(mut, m, b.len);
+    bc_test_write_bytes(mut, m, b.len);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_TAMPERED);
 
     /* A length field over segment_size + 16: malformed framing. */
     memcpy(m, b.p, b.len);
     m[offs[1] + 2] = 0x10;
-    spit(mut, m, b.len);
+    bc_test_write_bytes(mut, m, b.len);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_PARSE);
     free(m);
     free(o.p);
@@ -652,7 +600,7 @@ static void test_wrong_key(void **state)
     new_path(f, out, sizeof(out));
     assert_int_equal(bc_recording_decrypt_file(complete, out, f->other, NULL, NULL),
                      BC_ERR_WRONG_KEY);
-    assert_false(exists(out));
+    assert_false(bc_test_exists(NULL, out));
 
     /* The header rewritten to name the other key: the unwrap still fails. */
     char other_id[BC_KEY_ID_LEN + 1], mut[256];
@@ -660,7 +608,7 @@ static void test_wrong_key(void **state)
     bytes b = slurp(complete);
     memcpy(b.p + 12 + 4 + 1, other_id, BC_KEY_ID_LEN);
     new_path(f, mut, sizeof(mut));
-    spit(mut, b.p, b.len);
+    bc_test_write_bytes(mut, b.p, b.len);
     assert_int_equal(bc_recording_verify(mut, f->other, NULL), BC_ERR_WRONG_KEY);
     free(b.p);
     /* An Ed25519 key is not a recording key. */
@@ -704,7 +652,7 @@ static void test_reader_api(void **state)
     new_path(f, out, sizeof(out));
     assert_int_equal(bc_recording_decrypt_file(complete, out, f->vault, &info, NULL), BC_OK);
     bytes plain = slurp(out);
-    uint8_t *data = pattern(3 * SEG + 4, 9);
+    uint8_t *data = bc_test_pattern(3 * SEG + 4, 9);
     assert_int_equal(plain.len, 3 * SEG + 4);
     assert_memory_equal(plain.p, data, plain.len);
     assert_int_equal(info.plaintext_size, plain.len);
@@ -716,9 +664,9 @@ static void test_reader_api(void **state)
     char mut[256], out2[256];
     new_path(f, mut, sizeof(mut));
     new_path(f, out2, sizeof(out2));
-    spit(mut, b.p, b.len);
+    bc_test_write_bytes(mut, b.p, b.len);
     assert_int_equal(bc_recording_decrypt_file(mut, out2, f->vault, NULL, NULL), BC_ERR_TAMPERED);
-    assert_false(exists(out2));
+    assert_false(bc_test_exists(NULL, out2));
 
     /* Errors are sticky: the reader keeps returning the first failure. */
     r = NULL;
@@ -748,7 +696,7 @@ static void test_crash_then_seal(void **state)
     new_path(f, path, sizeof(path));
     sidecar_of(path, side, sizeof(side));
     size_t len = 3 * SEG + 20;
-    uint8_t *data = pattern(len, 3);
+    uint8_t *data = bc_test_pattern(len, 3);
     bc_recording_writer *w = NULL;
     assert_int_equal(
         bc_recording_writer_open(path, f->vault_pub, NULL, "rec-9", "cam-1", 1, SEG, &w, NULL),
@@ -757,7 +705,7 @@ static void test_crash_then_seal(void **state)
     assert_int_equal(bc_recording_writer_flush(w), BC_OK);
     assert_int_equal(bc_recording_writer_write(w, data + 2 * SEG + 7, len - 2 * SEG - 7), BC_OK);
     bc_recording_writer_abort(w); /* the power goes */
-    assert_true(exists(side));
+    assert_true(bc_test_exists(NULL, side));
 
     /* Before sealing, the reader refuses the unfinished file. */
     assert_int_equal(bc_recording_verify(path, f->vault, NULL), BC_ERR_TRUNCATED);
@@ -769,12 +717,12 @@ static void test_crash_then_seal(void **state)
     assert_non_null(m);
     memcpy(m, before.p, before.len);
     memcpy(m + before.len, torn, sizeof(torn));
-    spit(path, m, before.len + sizeof(torn));
+    bc_test_write_bytes(path, m, before.len + sizeof(torn));
 
     bc_recording_info info;
     bc_error err = {{0}};
     assert_int_equal(bc_recording_seal(path, &info, &err), BC_OK);
-    assert_false(exists(side));
+    assert_false(bc_test_exists(NULL, side));
     assert_int_equal(info.sealed_now, 1);
     assert_int_equal(info.interrupted, 1);
     assert_int_equal(info.segments, 3);
@@ -841,12 +789,12 @@ static void test_seal_edge_cases(void **state)
 
     /* A trailer torn during a previous seal (sidecar still there): redone. */
     bytes b = slurp(path);
-    spit(path, b.p, b.len - 5);
-    spit(side, side_bytes.p, side_bytes.len);
+    bc_test_write_bytes(path, b.p, b.len - 5);
+    bc_test_write_bytes(side, side_bytes.p, side_bytes.len);
     assert_int_equal(bc_recording_seal(path, &info, &err), BC_OK);
     assert_int_equal(info.sealed_now, 1);
     assert_int_equal(info.dropped, 44 - 5);
-    assert_false(exists(side));
+    assert_false(bc_test_exists(NULL, side));
     assert_int_equal(bc_recording_verify(path, f->vault, NULL), BC_OK);
     bytes resealed = slurp(path);
     assert_int_equal(resealed.len, b.len);
@@ -854,15 +802,15 @@ static void test_seal_edge_cases(void **state)
     free(resealed.p);
 
     /* An unfinished file whose sidecar is gone cannot be sealed. */
-    spit(path, b.p, b.len - 44);
+    bc_test_write_bytes(path, b.p, b.len - 44);
     assert_int_equal(bc_recording_seal(path, &info, &err), BC_ERR_STATE);
     assert_true(err.text[0] != '\0');
 
     /* A crash before the header was durable: reported distinctly. */
-    spit(path, b.p, 30);
-    spit(side, side_bytes.p, side_bytes.len);
+    bc_test_write_bytes(path, b.p, 30);
+    bc_test_write_bytes(side, side_bytes.p, side_bytes.len);
     assert_int_equal(bc_recording_seal(path, &info, &err), BC_ERR_TRUNCATED);
-    spit(path, b.p, 0);
+    bc_test_write_bytes(path, b.p, 0);
     assert_int_equal(bc_recording_seal(path, &info, &err), BC_ERR_TRUNCATED);
     assert_int_equal(bc_recording_seal("/nonexistent/rec", &info, &err), BC_ERR_IO);
     free(b.p);
@@ -872,7 +820,7 @@ static void test_seal_edge_cases(void **state)
      * close (after the final fsync) is only removed. */
     new_path(f, path, sizeof(path));
     sidecar_of(path, side, sizeof(side));
-    uint8_t *data = pattern(2 * SEG, 5);
+    uint8_t *data = bc_test_pattern(2 * SEG, 5);
     assert_int_equal(
         bc_recording_writer_open(path, f->vault_pub, NULL, "r1", "cam-1", 1, SEG, &w, NULL), BC_OK);
     side_bytes = slurp(side);
@@ -884,10 +832,10 @@ static void test_seal_edge_cases(void **state)
     assert_int_equal(info.interrupted, 0);
     assert_int_equal(info.segments, 3);
     assert_memory_equal(info.sha256, winfo.sha256, 32);
-    spit(side, side_bytes.p, side_bytes.len);
+    bc_test_write_bytes(side, side_bytes.p, side_bytes.len);
     assert_int_equal(bc_recording_seal(path, &info, &err), BC_OK);
     assert_int_equal(info.sealed_now, 0);
-    assert_false(exists(side));
+    assert_false(bc_test_exists(NULL, side));
     assert_memory_equal(info.sha256, winfo.sha256, 32);
     assert_int_equal(read_all(path, f->vault, &plain, &rinfo), BC_OK);
     assert_int_equal(rinfo.interrupted, 0);
@@ -905,7 +853,7 @@ static void test_writer_io_failure_then_seal(void **state)
     char path[256], side[300];
     new_path(f, path, sizeof(path));
     sidecar_of(path, side, sizeof(side));
-    uint8_t *data = pattern(10 * SEG, 17);
+    uint8_t *data = bc_test_pattern(10 * SEG, 17);
     bc_recording_writer *w = NULL;
     assert_int_equal(
         bc_recording_writer_open(path, f->vault_pub, NULL, "r-io", "cam-1", 1, SEG, &w, NULL),
@@ -928,7 +876,7 @@ static void test_writer_io_failure_then_seal(void **state)
     assert_int_equal(bc_recording_writer_write(w, data, 1), BC_ERR_STATE);
     assert_int_equal(bc_recording_writer_flush(w), BC_ERR_STATE);
     assert_int_equal(bc_recording_writer_close(w, NULL), BC_ERR_STATE);
-    assert_true(exists(side)); /* a failed close leaves the file sealable */
+    assert_true(bc_test_exists(NULL, side)); /* a failed close leaves the file sealable */
 
     bc_recording_info info;
     assert_int_equal(bc_recording_seal(path, &info, NULL), BC_OK);
@@ -955,7 +903,7 @@ static void test_forged_trailers(void **state)
     new_path(f, path, sizeof(path));
     sidecar_of(path, side, sizeof(side));
     new_path(f, mut, sizeof(mut));
-    uint8_t *data = pattern(4 * SEG, 11);
+    uint8_t *data = bc_test_pattern(4 * SEG, 11);
     bc_recording_writer *w = NULL;
     assert_int_equal(
         bc_recording_writer_open(path, f->vault_pub, NULL, "r2", "cam-1", 1, SEG, &w, NULL), BC_OK);
@@ -972,13 +920,13 @@ static void test_forged_trailers(void **state)
 
     /* Wrong HMAC. */
     b.p[b.len - 1] ^= 0x40;
-    spit(mut, b.p, b.len);
+    bc_test_write_bytes(mut, b.p, b.len);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_TAMPERED);
     b.p[b.len - 1] ^= 0x40;
 
     /* Count changed (HMAC kept). */
     b.p[t + 11] ^= 1;
-    spit(mut, b.p, b.len);
+    bc_test_write_bytes(mut, b.p, b.len);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_TAMPERED);
     b.p[t + 11] ^= 1;
 
@@ -993,7 +941,7 @@ static void test_forged_trailers(void **state)
         EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, seal_key, 32, msg, 40, digest, 32, &mlen));
     put64(tr + t + 4, 2);
     memcpy(tr + t + 12, digest, 32);
-    spit(mut, tr, b.len);
+    bc_test_write_bytes(mut, tr, b.len);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_TAMPERED);
 
     /* ...nor end a complete recording with a trailer after its last segment. */
@@ -1015,7 +963,7 @@ static void test_forged_trailers(void **state)
     put64(msg + 32, 3);
     assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, cseal, 32, msg, 40,
                               ct + c.len + 12, 32, &mlen));
-    spit(mut, ct, c.len + 44);
+    bc_test_write_bytes(mut, ct, c.len + 44);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_TAMPERED);
 
     /* Bytes after the trailer. */
@@ -1024,7 +972,7 @@ static void test_forged_trailers(void **state)
     assert_non_null(longer);
     memcpy(longer, b.p, b.len);
     longer[b.len] = 0;
-    spit(mut, longer, b.len + 1);
+    bc_test_write_bytes(mut, longer, b.len + 1);
     assert_int_equal(bc_recording_verify(mut, f->vault, NULL), BC_ERR_PARSE);
 
     /* The untouched sealed file is fine. */

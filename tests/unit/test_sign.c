@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 
 #include "proto/sign.h"
+#include "test_util.h"
 
 typedef struct fixture {
     char dir[64];
@@ -27,8 +28,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bc-test-sign-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (bc_test_tempdir(f->dir, sizeof(f->dir), "sign") != BC_OK)
         return -1;
     f->ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     f->x = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
@@ -41,13 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    static const char *const names[] = {"ed.key", "ed.pub", "x.key", "x.pub", "garbage", "empty"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        char path[128];
-        snprintf(path, sizeof(path), "%s/%s", f->dir, names[i]);
-        unlink(path);
-    }
-    rmdir(f->dir);
+    bc_test_remove_tree(f->dir);
     EVP_PKEY_free(f->ed);
     EVP_PKEY_free(f->x);
     free(f);
@@ -72,14 +66,6 @@ static void write_public_pem(const char *path, EVP_PKEY *key)
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
     assert_int_equal(PEM_write_PUBKEY(fp, key), 1);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_int_equal(fputs(text, fp) >= 0, 1);
     assert_int_equal(fclose(fp), 0);
 }
 
@@ -259,9 +245,9 @@ static void test_load_failures(void **state)
     write_private_pem(ed_key, f->ed);
     write_public_pem(ed_pub, f->ed);
     write_private_pem(x_key, f->x);
-    write_text(garbage,
-               "-----BEGIN PRIVATE KEY-----\nnot base64 at all!\n-----END PRIVATE KEY-----\n");
-    write_text(empty, "");
+    bc_test_write_file(
+        garbage, "-----BEGIN PRIVATE KEY-----\nnot base64 at all!\n-----END PRIVATE KEY-----\n");
+    bc_test_write_file(empty, "");
 
     EVP_PKEY *k = (EVP_PKEY *)&k; /* must be reset to NULL on failure */
     bc_error err = {{0}};

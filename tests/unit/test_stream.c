@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/stream.h"
+#include "test_util.h"
 
 static int redis_port;
 static pid_t redis_pid = -1;
@@ -89,8 +90,7 @@ static void stop_redis(void)
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(redis_dir, sizeof(redis_dir), "/tmp/bc-stream-XXXXXX");
-    if (mkdtemp(redis_dir) == NULL)
+    if (bc_test_tempdir(redis_dir, sizeof(redis_dir), "stream") != BC_OK)
         return -1;
     redis_port = free_port();
     start_redis();
@@ -101,9 +101,8 @@ static int group_teardown(void **state)
 {
     (void)state;
     stop_redis();
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", redis_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    bc_test_remove_tree(redis_dir);
+    return 0;
 }
 
 static void connect_redis(bc_redis *r)

@@ -10,11 +10,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -25,6 +23,7 @@
 #include "proto/encoding.h"
 #include "proto/message.h"
 #include "proto/sign.h"
+#include "test_util.h"
 
 #define DEVICE "cam-7"
 #define CHUNK 1000
@@ -87,23 +86,11 @@ static int publish(void *ud, const char *topic, const char *payload, size_t len,
     return 0;
 }
 
-static uint8_t *pattern(size_t n, unsigned seed)
-{
-    uint8_t *p = malloc(n);
-    assert_non_null(p);
-    uint32_t x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; i++) {
-        x = x * 1103515245u + 12345u;
-        p[i] = (uint8_t)(x >> 16);
-    }
-    return p;
-}
-
 static void record(fixture *f, const char *id, int64_t at, size_t len, unsigned seed,
                    bc_recording_meta *m)
 {
     bc_error e;
-    uint8_t *data = pattern(len, seed);
+    uint8_t *data = bc_test_pattern(len, seed);
     assert_int_equal(bc_recorder_start(f->rec, id, at, 2, false, &e), BC_OK);
     assert_int_equal(bc_recorder_feed(f->rec, data, len, &e), BC_OK);
     assert_int_equal(bc_recorder_stop(f->rec, at + 5000, m, &e), BC_OK);
@@ -115,13 +102,9 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bc-uploader-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    EVP_PKEY *vault = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-    uint8_t raw[BC_RAW_KEY_LEN];
-    if (vault == NULL || bc_key_raw_public(vault, raw) != BC_OK ||
-        bc_key_from_raw_public(EVP_PKEY_X25519, raw, &f->vault_pub) != BC_OK)
+    EVP_PKEY *vault = NULL; /* only its public half stays: the camera's view */
+    if (bc_test_tempdir(f->dir, sizeof(f->dir), "uploader") != BC_OK ||
+        bc_test_x25519_pair(&vault, &f->vault_pub) != BC_OK)
         return -1;
     EVP_PKEY_free(vault);
     f->receipt = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -139,26 +122,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char p[512];
-        struct stat st;
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
-}
-
 static void clear_pubs(fixture *f)
 {
     for (size_t i = 0; i < f->npubs; i++)
@@ -172,7 +135,7 @@ static int teardown(void **state)
     clear_pubs(f);
     free(f->pubs);
     bc_recorder_free(f->rec);
-    remove_tree(f->dir);
+    bc_test_remove_tree(f->dir);
     EVP_PKEY_free(f->vault_pub);
     EVP_PKEY_free(f->receipt);
     EVP_PKEY_free(f->forger);
@@ -213,23 +176,7 @@ static uint8_t *read_file(const fixture *f, const char *id, size_t *len)
 {
     char p[512];
     snprintf(p, sizeof(p), "%s/recordings/%s.bcrec", f->dir, id);
-    FILE *fp = fopen(p, "rb");
-    assert_non_null(fp);
-    struct stat st;
-    assert_int_equal(fstat(fileno(fp), &st), 0);
-    uint8_t *buf = malloc((size_t)st.st_size);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)st.st_size, fp), (size_t)st.st_size);
-    fclose(fp);
-    *len = (size_t)st.st_size;
-    return buf;
-}
-
-static int file_exists(const fixture *f, const char *rel)
-{
-    char p[512];
-    snprintf(p, sizeof(p), "%s/%s", f->dir, rel);
-    return access(p, F_OK) == 0;
+    return bc_test_read_file(p, len);
 }
 
 static void sha256_hex(const uint8_t *data, size_t len, char hex[65])
@@ -388,7 +335,7 @@ static void test_pause_resumes_from_acknowledged_prefix(void **state)
     bc_uploader_get_stats(up, &st);
     assert_false(st.active);
     assert_int_equal(st.in_flight, 0);
-    assert_true(file_exists(f, "upload.json"));
+    assert_true(bc_test_exists(f->dir, "upload.json"));
     /* a late PUBACK of the old connection changes nothing, sends nothing */
     assert_int_equal(bc_uploader_on_published(up, mids[2], &e), BC_OK);
     assert_int_equal(f->npubs, before);
@@ -530,7 +477,7 @@ static void test_receipts(void **state)
     sign_receipt(f, &cmd, "r-forged", &f->a, f->forger);
     assert_int_equal(bc_uploader_on_receipt(up, &cmd, now, cache, &e), BC_ERR_SIGNATURE);
     assert_int_equal(bc_uploader_on_receipt(up, &cmd, now, NULL, &e), BC_ERR_SIGNATURE);
-    assert_true(file_exists(f, "recordings/rec-a.bcrec"));
+    assert_true(bc_test_exists(f->dir, "recordings/rec-a.bcrec"));
 
     /* mismatched hash, mismatched size, unknown recording (all signed right) */
     bc_recording_meta m = f->a;
@@ -559,8 +506,8 @@ static void test_receipts(void **state)
     cmd.kind = BC_CMD_UPLOAD;
     assert_int_equal(bc_uploader_on_receipt(up, &cmd, now, cache, &e), BC_ERR_INVAL);
 
-    assert_true(file_exists(f, "recordings/rec-a.bcrec"));
-    assert_true(file_exists(f, "recordings/rec-a.json"));
+    assert_true(bc_test_exists(f->dir, "recordings/rec-a.bcrec"));
+    assert_true(bc_test_exists(f->dir, "recordings/rec-a.json"));
     bc_uploader_stats st;
     bc_uploader_get_stats(up, &st);
     assert_int_equal(st.receipts_refused, 10);
@@ -571,8 +518,8 @@ static void test_receipts(void **state)
     assert_int_equal(bc_uploader_start(up, &e), BC_OK);
     sign_receipt(f, &cmd, "r-good", &f->a, f->receipt);
     assert_int_equal(bc_uploader_on_receipt(up, &cmd, now, cache, &e), BC_OK);
-    assert_false(file_exists(f, "recordings/rec-a.bcrec"));
-    assert_false(file_exists(f, "recordings/rec-a.json"));
+    assert_false(bc_test_exists(f->dir, "recordings/rec-a.bcrec"));
+    assert_false(bc_test_exists(f->dir, "recordings/rec-a.json"));
     bc_uploader_get_stats(up, &st);
     assert_int_equal(st.receipts_accepted, 1);
     assert_int_equal(st.pending_uploads, 1);
@@ -583,7 +530,7 @@ static void test_receipts(void **state)
     /* a verified-elsewhere receipt for rec-b (cache NULL) */
     sign_receipt(f, &cmd, "r-good-b", &f->b, f->receipt);
     assert_int_equal(bc_uploader_on_receipt(up, &cmd, now, NULL, &e), BC_OK);
-    assert_false(file_exists(f, "recordings/rec-b.bcrec"));
+    assert_false(bc_test_exists(f->dir, "recordings/rec-b.bcrec"));
     bc_uploader_get_stats(up, &st);
     assert_int_equal(st.pending_uploads, 0);
     assert_int_equal(st.bytes_pending, 0);

@@ -19,6 +19,7 @@
 
 #include "device-agent/reactor.h"
 #include "device-agent/video_source.h"
+#include "test_util.h"
 
 #define SEED 0x0123456789abcdefULL
 #define FS BC_SYNTH_FRAME_SIZE
@@ -165,17 +166,11 @@ static void test_verify(void **state)
     free(s);
 }
 
-static void make_tmpdir(char *dir, size_t size)
-{
-    snprintf(dir, size, "/tmp/bc-video-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-}
-
 static void test_file_source(void **state)
 {
     (void)state;
     char dir[64], path[128];
-    make_tmpdir(dir, sizeof(dir));
+    assert_int_equal(bc_test_tempdir(dir, sizeof(dir), "video"), BC_OK);
     snprintf(path, sizeof(path), "%s/video.bin", dir);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);

@@ -1,0 +1,142 @@
+/*
+ * summary.c - the retained fleet summary (fleet/summary via the outbox).
+ *
+ * The counts come from sets the scripts keep exact (bodycam:cameras,
+ * bodycam:cameras:online, bodycam:cameras:state:<state>) and the open
+ * alerts hash, read in one script so they are one snapshot. Published:
+ *
+ *   - when something that changes them happened (a record's online or
+ *     state changed, an alert moved), at most every summary_min_interval_ms;
+ *   - every summary_interval_s in any case (a dashboard that missed the
+ *     retained message, an outbox entry that was lost with a crash of Redis);
+ *   - never twice in a row with the same counts between periodic ones.
+ *
+ * Several instances publish the same snapshot: harmless for a retained
+ * message. rollouts_active and rotations_active are 0 until those services
+ * exist.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "fleet-health/fleet.h"
+
+#define SUMMARY_RETRY_MS 1000
+
+static bc_status read_counts(fleet *f, bc_msg_summary *s, bc_error *err)
+{
+    fh_args a;
+    fh_args_init(&a);
+    for (int i = 0; i < BC_STATE_COUNT; i++)
+        fh_args_str(&a, bc_device_state_name((bc_device_state)i));
+    redisReply *reply = NULL;
+    bc_status st = fh_script_run(&f->cmd, FH_SCRIPT_COUNTS, &a, &reply, err);
+    if (st != BC_OK)
+        return st;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 + BC_STATE_COUNT) {
+        freeReplyObject(reply);
+        return bc_fail(err, BC_ERR_PARSE, "the counts script answered an unexpected shape");
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
+            freeReplyObject(reply);
+            return bc_fail(err, BC_ERR_PARSE, "count %zu is not an integer", i);
+        }
+    }
+    memset(s, 0, sizeof(*s));
+    s->cameras = reply->element[0]->integer;
+    s->online = reply->element[1]->integer;
+    s->alerts_open = reply->element[2]->integer;
+    for (int i = 0; i < BC_STATE_COUNT; i++)
+        s->states[i] = reply->element[3 + i]->integer;
+    freeReplyObject(reply);
+    return BC_OK;
+}
+
+static bool same_counts(const bc_msg_summary *a, const bc_msg_summary *b)
+{
+    if (a->cameras != b->cameras || a->online != b->online || a->alerts_open != b->alerts_open)
+        return false;
+    for (int i = 0; i < BC_STATE_COUNT; i++) {
+        if (a->states[i] != b->states[i])
+            return false;
+    }
+    return true;
+}
+
+static bc_status publish(fleet *f, bc_msg_summary *s, bc_error *err)
+{
+    bc_message msg = {.kind = BC_TOPIC_FLEET_SUMMARY};
+    msg.summary = *s;
+    char *payload = NULL;
+    bc_status st = bc_message_encode(&msg, &payload, err);
+    if (st != BC_OK)
+        return st;
+    char topic[BC_TOPIC_MAX + 1];
+    st = bc_topic_fixed(topic, sizeof(topic), BC_TOPIC_FLEET_SUMMARY);
+    if (st != BC_OK) {
+        bc_fail(err, st, "cannot build the fleet/summary topic");
+        goto cleanup;
+    }
+    const bc_stream_field fields[] = {
+        {BC_FIELD_TOPIC, topic, strlen(topic)},
+        {BC_FIELD_PAYLOAD, payload, strlen(payload)},
+        {BC_FIELD_QOS, "1", 1},
+        {BC_FIELD_RETAIN, "1", 1},
+    };
+    st = bc_stream_add(&f->cmd, BC_STREAM_OUTBOX, 0, fields, sizeof(fields) / sizeof(fields[0]),
+                       NULL, err);
+
+cleanup:
+    free(payload);
+    return st;
+}
+
+/* After a failure: try again in a second, not on the next loop pass. */
+static void postpone(fleet *f, int64_t mono)
+{
+    f->last_summary_ms = mono + SUMMARY_RETRY_MS - f->cfg.summary_min_interval_ms;
+    if (f->next_summary_ms < mono + SUMMARY_RETRY_MS)
+        f->next_summary_ms = mono + SUMMARY_RETRY_MS;
+}
+
+void fh_summary_tick(fleet *f, bool force)
+{
+    int64_t mono = bc_clock_monotonic_ms();
+    bool periodic = mono >= f->next_summary_ms;
+    bool soon = f->summary_dirty && mono - f->last_summary_ms >= f->cfg.summary_min_interval_ms;
+    if (!force && !periodic && !soon)
+        return;
+    if (!bc_redis_connected(&f->cmd))
+        return;
+    bc_error err;
+    bc_error_clear(&err);
+    bc_msg_summary s;
+    bc_status st = read_counts(f, &s, &err);
+    if (st != BC_OK) {
+        postpone(f, mono);
+        fleet_redis_failed(f, "summary", &err);
+        return;
+    }
+    f->summary_dirty = false;
+    if (!force && !periodic && f->have_summary && same_counts(&s, &f->last_summary))
+        return;
+    s.ts = bc_clock_now_ms();
+    st = publish(f, &s, &err);
+    if (st != BC_OK) {
+        f->summary_dirty = true;
+        postpone(f, mono);
+        fleet_redis_failed(f, "summary", &err);
+        return;
+    }
+    fleet_redis_ok(f);
+    f->last_summary = s;
+    f->have_summary = true;
+    f->stats.summaries++;
+    f->last_summary_ms = mono;
+    f->next_summary_ms = mono + f->cfg.summary_interval_s * 1000;
+    log_debug("summary | cameras=%" PRId64 " online=%" PRId64 " alerts_open=%" PRId64, s.cameras,
+              s.online, s.alerts_open);
+}
