@@ -101,8 +101,8 @@ typedef struct fh_camera {
     char officer[BC_ID_MAX + 1];
 } fh_camera;
 
-/* Fills cam from an HGETALL reply (flat name/value array). Unknown fields
- * are ignored; BC_ERR_PARSE when the reply is not such an array. */
+/* Fills cam from a flat name/value array (the record a script returns).
+ * Unknown fields are ignored; BC_ERR_PARSE when it is not such an array. */
 bc_status fh_camera_parse(const redisReply *flat, const char *device, fh_camera *cam,
                           bc_error *err);
 
@@ -221,11 +221,6 @@ bc_status fh_script_append(bc_redis *r, fh_script_id id, const fh_args *args, bc
 bc_status fh_script_run(bc_redis *r, fh_script_id id, const fh_args *args, redisReply **out,
                         bc_error *err);
 
-/* The common prefix of the scripts' arguments: device, received_at, now,
- * offline_after_ms, hourly_ttl_s. */
-void fh_args_common(fh_args *a, const struct fleet *f, const char *device, int64_t received_at,
-                    int64_t now);
-
 /* ---- record.c ---- */
 
 /* What an apply script returned. */
@@ -237,6 +232,12 @@ typedef struct fh_applied {
     const char *extra; /* borrowed from the reply: the recording alert's open value */
     size_t extra_len;
 } fh_applied;
+
+/* The common prefix of the camera scripts' arguments (scripts.c lists
+ * them): device, received_at, now, offline_after_ms, hourly_ttl_s, the
+ * docked state's name, the five level alert fields of the device. */
+void fh_args_common(fh_args *a, const struct fleet *f, const char *device, int64_t received_at,
+                    int64_t now);
 
 /* Parses the common reply {verdict, changed, record, open alerts, extra}. */
 bc_status fh_applied_parse(const redisReply *reply, const char *device, fh_applied *out,

@@ -152,7 +152,8 @@ def hourly_total(stack, dev, field):
 
 
 def open_alerts(stack):
-    return {k: json.loads(v) for k, v in as_dict(rc(stack, "HGETALL", "bodycam:alerts:open")).items()}
+    flat = rc(stack, "HGETALL", "bodycam:alerts:open")
+    return {k: json.loads(v) for k, v in as_dict(flat).items()}
 
 
 def outbox_entries(stack):
@@ -282,7 +283,8 @@ class FleetWatcher:
         out = []
         for m in self.client.received(ALERTS_TOPIC):
             a = m.json()
-            if ((device is None or a.get("device") == device) and (kind is None or a["kind"] == kind)
+            if ((device is None or a.get("device") == device)
+                    and (kind is None or a["kind"] == kind)
                     and (status is None or a["status"] == status)):
                 out.append(a)
         return out

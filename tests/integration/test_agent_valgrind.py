@@ -170,6 +170,7 @@ def shift(stack, agent):
         manifest, body = upload_of(obs, rec_id, 120)
         with open(path, "rb") as f:
             check(body == f.read(), "the uploaded bytes are not the recording file")
+        check(manifest["sha256"] == hashlib.sha256(body).hexdigest(), "the manifest's SHA-256")
         cmd_id = unique("rcpt")
         obs.publish_command("vault-receipt", sign(
             stack, "receipt", DEV, "vault-receipt", cmd_id, recording_id=rec_id,

@@ -16,7 +16,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from agent_helpers import agent_kill, agent_restart, agent_stack_args, press_ok, status  # noqa: E402
+from agent_helpers import (agent_kill, agent_restart, agent_stack_args, press_ok,  # noqa: E402
+                           status)
 from bodycam_test import check, run_checks, wait_for  # noqa: E402
 from fleet_health_helpers import (FleetWatcher, hourly_total, open_alerts, rc,  # noqa: E402
                                   record, retained_summary, wait_consumed, wait_record)

@@ -26,10 +26,10 @@ os.environ["BODYCAM_FLEET_HEALTH_SET"] = (
     "health_interval_s=1 offline_after_s=3 upload_overdue_s=2 full_scan_interval_s=1 "
     "scan_interval_ms=200 summary_min_interval_ms=200")
 
-from bodycam_test import check, run_checks, wait_for  # noqa: E402
+from bodycam_test import check, run_checks  # noqa: E402
 from fleet_health_helpers import (FleetWatcher, as_dict, dumps, hourly_total,  # noqa: E402
                                   msg_conn, msg_event, msg_health, msg_state, now_ms, open_alerts,
-                                  outbox_alerts, rc, recording_started, record, topic,
+                                  outbox_alerts, rc, recording_started, topic,
                                   wait_consumed, wait_record)
 
 

@@ -27,9 +27,6 @@ from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from paho.mqtt.properties import Properties  # noqa: E402
-from paho.mqtt.packettypes import PacketTypes  # noqa: E402
-
 from bodycam_test import check, run_checks, wait_for  # noqa: E402
 from fleet_health_helpers import (as_dict, dumps, fh_status, hourly, hourly_total,  # noqa: E402
                                   msg_conn, msg_event, msg_health, msg_state, now_ms, rc,
@@ -177,7 +174,8 @@ def check_hourly_keys(stack):
         recording_stopped(dev, 9, "r9", 60000, ts=h2 + 1000),
         msg_event(dev, 10, "docked", ts=h2 + 2000),
     ]
-    health = [msg_health(dev, battery=80, ts=h2 + 10000), msg_health(dev, battery=79, ts=h2 + 15000),
+    health = [msg_health(dev, battery=80, ts=h2 + 10000),
+              msg_health(dev, battery=79, ts=h2 + 15000),
               msg_health(dev, battery=77, ts=h2 + 20000),
               msg_health(dev, battery=78, ts=h2 + 25000, charging=True),
               msg_health(dev, battery=79, ts=h2 + 30000, charging=True)]

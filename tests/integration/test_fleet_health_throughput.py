@@ -63,7 +63,8 @@ def check_health(stack):
     last = ts + HEALTH_PER_CAMERA * 1000
     for d in DEVS[:3]:
         r = record(stack, d)
-        check(r.get("health_ts") == str(last), f"{d}: last health not applied: {r.get('health_ts')}")
+        check(r.get("health_ts") == str(last),
+              f"{d}: the last health report is not applied: {r.get('health_ts')}")
     check(rate >= FLOOR_PER_S, f"{rate:.0f} health reports/s is below {FLOOR_PER_S}")
 
 
