@@ -16,6 +16,7 @@ upstream). fleet-health runs with claim_idle_ms=2000.
 """
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -126,11 +127,22 @@ def consumer_pending(stack, name):
 def check_two_instances(stack):
     claimed_before = int(fh_status(stack).get("claimed", 0))
     with ExtraFleetHealth(stack, "2") as extra:
-        first = max(expected[DEVICES[0]]) + 1
-        xadd_entries(stack, load(first))
-        held = wait_for(lambda: consumer_pending(stack, "fleet-health-2"), 30,
-                        "instance 2 to hold entries", interval=0.002)
+        # Instance 2 may finish a batch between "seen holding entries" and the
+        # kill; freeze it first (SIGSTOP) and only kill it once it is frozen
+        # while holding entries, with a new batch per attempt.
+        held = 0
+        for _ in range(10):
+            first = max(expected[DEVICES[0]]) + 1
+            xadd_entries(stack, load(first))
+            wait_for(lambda: consumer_pending(stack, "fleet-health-2"), 30,
+                     "instance 2 to hold entries", interval=0.002)
+            extra.proc.send_signal(signal.SIGSTOP)
+            held = consumer_pending(stack, "fleet-health-2")
+            if held > 0:
+                break
+            extra.proc.send_signal(signal.SIGCONT)
         extra.kill()
+        check(held > 0, "never caught instance 2 holding entries when frozen")
         check(consumer_pending(stack, "fleet-health-2") > 0, "instance 2 holds nothing any more")
         print(f"  instance 2 killed holding {held}+ entries")
         check_all_counted(stack, "after instance 2 died")
