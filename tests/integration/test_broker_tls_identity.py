@@ -224,4 +224,6 @@ if __name__ == "__main__":
         ("dashboard over WebSockets: authenticated, read-only", check_dashboard),
         ("an identity added by bodycam-pki connects as itself", check_pki_added_identity),
         ("stack-restart: mosquitto and redis keep ports and state", check_stack_restart),
-    ], cameras=2, plugin=False))  # the TLS layer alone; plugin-* tests cover the plugin
+    ], cameras=2, plugin=False, extra_args=["--no-services"]))
+    # The TLS layer alone: no plugin (plugin-* tests cover it) and no services,
+    # since the test plays fleet-health itself with its retained summary.

@@ -18,6 +18,19 @@ static int64_t fixed_source(void)
     return 42;
 }
 
+/* Polls the clock (for at most 2 s of monotonic time) until it is, or is
+ * no longer, 28 days ahead of `before`; returns the last reading. */
+static int64_t wait_for_clock(int64_t before, int want_offset)
+{
+    int64_t deadline = bc_clock_monotonic_ms() + 2000;
+    int64_t now = bc_clock_now_ms();
+    while (((now - before >= 2419200000LL) != want_offset) && bc_clock_monotonic_ms() < deadline) {
+        usleep(5 * 1000);
+        now = bc_clock_now_ms();
+    }
+    return now;
+}
+
 static void test_offset_file(void **state)
 {
     (void)state;
@@ -30,14 +43,13 @@ static void test_offset_file(void **state)
 
     int64_t before = bc_clock_now_ms();
     setenv("BODYCAM_CLOCK_FILE", path, 1);
-    usleep(150 * 1000); /* the file is re-read at most every 100 ms */
-    int64_t after = bc_clock_now_ms();
+    int64_t after = wait_for_clock(before, 1); /* re-read at most every 100 ms */
     assert_true(after - before >= 2419200000LL);
     assert_true(after - before < 2419200000LL + 60000);
 
     unlink(path);
-    usleep(150 * 1000);
-    assert_true(bc_clock_now_ms() - before < 60000); /* a missing file means no offset */
+    after = wait_for_clock(before, 0); /* a missing file means no offset */
+    assert_true(after - before < 60000);
     unsetenv("BODYCAM_CLOCK_FILE");
 }
 
