@@ -11,12 +11,10 @@
  *   bodycam-registry [--redis HOST:PORT] dashboard-remove NAME
  *
  * The key layout is the broker plugin's (broker-plugins/bodycam-auth/
- * registry.h, documented in broker-plugins/README.md). Every change is one
- * MULTI/EXEC transaction that also INCRs bodycam:registry:version, so the
- * plugin's worker sees it on its next poll (200 ms by default) and the
- * broker kicks a revoked camera within a second. Read-modify-write changes
- * (adding or removing a fingerprint) WATCH the device's key and retry if
- * someone else changed it in between.
+ * registry.h, documented in broker-plugins/README.md); the changes are
+ * registry_admin's, shared with bodycamctl (one MULTI/EXEC per change that
+ * also INCRs bodycam:registry:version, so the plugin's worker sees it on
+ * its next poll and the broker kicks a revoked camera within a second).
  *
  * Exit codes: 0 done, 1 failure (reason on stderr), 2 usage.
  */
@@ -26,22 +24,17 @@
 #include <string.h>
 #include <strings.h>
 
-#include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
-#include <openssl/x509.h>
 
 #include "broker-plugins/bodycam-auth/password.h"
 #include "broker-plugins/bodycam-auth/registry.h"
-#include "common/ca.h"
 #include "common/cli.h"
+#include "common/stream.h"
 #include "proto/encoding.h"
 #include "proto/topic.h"
+#include "registry_admin.h"
 
 #define PROGRAM "bodycam-registry"
-#define WATCH_RETRIES 10
-#define FP_HEX_LEN (2 * BC_FINGERPRINT_LEN)
-#define FP_LIST_MAX (BC_REGISTRY_MAX_FINGERPRINTS * (FP_HEX_LEN + 1))
-_Static_assert(FP_HEX_LEN == BC_CERT_FINGERPRINT_LEN, "the registry keeps the CA's fingerprints");
 
 typedef struct options {
     char host[256];
@@ -78,176 +71,6 @@ static void usage(FILE *out)
             BC_PASSWORD_DEFAULT_ITERATIONS);
 }
 
-/* ---- Redis -------------------------------------------------------------- */
-
-static redisContext *connect_redis(const options *o)
-{
-    struct timeval tv = {5, 0};
-    redisContext *ctx = redisConnectWithTimeout(o->host, o->port, tv);
-    if (ctx == NULL) {
-        bc_cli_fail("cannot allocate a Redis connection");
-        return NULL;
-    }
-    if (ctx->err != 0 || redisSetTimeout(ctx, tv) != REDIS_OK) {
-        bc_cli_fail("redis %s:%d: %s", o->host, o->port, ctx->errstr);
-        redisFree(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-/* Runs a command and checks the reply type; 0 on success (reply stored in
- * *out when out is not NULL, else freed), -1 with the reason printed. */
-static int run(redisContext *ctx, redisReply **out, int want_type, int argc, const char **argv)
-{
-    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
-    if (r == NULL)
-        return bc_cli_fail("redis: %s", ctx->errstr), -1;
-    if (r->type == REDIS_REPLY_ERROR || (want_type >= 0 && r->type != want_type)) {
-        bc_cli_fail("redis %s: %s", argv[0],
-                    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return -1;
-    }
-    if (out != NULL)
-        *out = r;
-    else
-        freeReplyObject(r);
-    return 0;
-}
-
-#define RUN(ctx, out, type, ...)                                                                   \
-    run(ctx, out, type, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),       \
-        (const char *[]){__VA_ARGS__})
-
-/* EXEC's reply: 1 committed, 0 aborted by WATCH (retry), -1 error. */
-static int exec_transaction(redisContext *ctx)
-{
-    redisReply *r = NULL;
-    if (RUN(ctx, &r, -1, "EXEC") != 0)
-        return -1;
-    int rc = r->type == REDIS_REPLY_ARRAY ? 1 : (r->type == REDIS_REPLY_NIL ? 0 : -1);
-    if (rc < 0)
-        bc_cli_fail("redis EXEC: unexpected reply");
-    freeReplyObject(r);
-    return rc;
-}
-
-static void device_key(char *out, size_t size, const char *id)
-{
-    snprintf(out, size, BC_REGISTRY_KEY_DEVICE "%s", id);
-}
-
-/* Reads a field of a hash into out ("" when absent). */
-static int read_field(redisContext *ctx, const char *key, const char *field, char *out, size_t size)
-{
-    redisReply *r = NULL;
-    if (RUN(ctx, &r, -1, "HGET", key, field) != 0)
-        return -1;
-    out[0] = '\0';
-    int rc = 0;
-    if (r->type == REDIS_REPLY_STRING) {
-        if (r->len >= size)
-            rc = bc_cli_fail("%s %s is too long", key, field);
-        else
-            memcpy(out, r->str, r->len + 1);
-    } else if (r->type != REDIS_REPLY_NIL) {
-        rc = bc_cli_fail("%s %s has the wrong type", key, field);
-    }
-    freeReplyObject(r);
-    return rc ? -1 : 0;
-}
-
-/* ---- fingerprints -------------------------------------------------------- */
-
-/* The registry's fingerprint is the CA's (SHA-256 of the DER certificate,
- * lower-case hex), so bodycam-pki's output can be pasted in. */
-static int certificate_fingerprint(const char *path, char hex[FP_HEX_LEN + 1])
-{
-    X509 *cert = NULL;
-    bc_error err = {{0}};
-    if (bc_ca_load_cert(path, &cert, &err) != BC_OK)
-        return bc_cli_fail("%s", err.text);
-    int rc = 0;
-    if (bc_ca_fingerprint(cert, hex) != BC_OK)
-        rc = bc_cli_fail("cannot hash %s", path);
-    X509_free(cert);
-    return rc;
-}
-
-/* Edits a comma list: adds hex (when add) unless present, or removes it.
- * Sets *changed. -1 when the result would exceed the maximum. */
-static int edit_list(const char *list, const char *hex, int add, char *out, size_t size,
-                     int *changed)
-{
-    char copy[FP_LIST_MAX + 1];
-    snprintf(copy, sizeof(copy), "%s", list);
-    out[0] = '\0';
-    *changed = 0;
-    int count = 0, present = 0;
-    char *save = NULL;
-    for (char *fp = strtok_r(copy, ",", &save); fp; fp = strtok_r(NULL, ",", &save)) {
-        if (strcasecmp(fp, hex) == 0) {
-            present = 1;
-            if (!add) {
-                *changed = 1;
-                continue;
-            }
-        }
-        snprintf(out + strlen(out), size - strlen(out), "%s%s", count ? "," : "", fp);
-        count++;
-    }
-    if (add && !present) {
-        if (count == BC_REGISTRY_MAX_FINGERPRINTS)
-            return bc_cli_fail("the device already has %d fingerprints; remove one first",
-                               BC_REGISTRY_MAX_FINGERPRINTS);
-        snprintf(out + strlen(out), size - strlen(out), "%s%s", count ? "," : "", hex);
-        *changed = 1;
-    }
-    return 0;
-}
-
-/* WATCH the device, edit its fingerprint list, commit with a version bump.
- * create: a missing device is created active (register); otherwise it
- * must exist. */
-static int change_fingerprints(redisContext *ctx, const char *id, const char *hex, int add)
-{
-    char key[sizeof(BC_REGISTRY_KEY_DEVICE) + BC_DEVICE_ID_MAX];
-    char status[32], list[FP_LIST_MAX + 1], next[FP_LIST_MAX + 1];
-    device_key(key, sizeof(key), id);
-    for (int attempt = 0; attempt < WATCH_RETRIES; attempt++) {
-        int changed = 0;
-        if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "WATCH", key) != 0 ||
-            read_field(ctx, key, BC_REGISTRY_FIELD_STATUS, status, sizeof(status)) != 0 ||
-            read_field(ctx, key, BC_REGISTRY_FIELD_FINGERPRINTS, list, sizeof(list)) != 0)
-            return -1;
-        if (!add && status[0] == '\0')
-            return bc_cli_fail("no device '%s' in the registry", id);
-        if (edit_list(list, hex, add, next, sizeof(next), &changed) != 0)
-            return -1;
-        if (!changed && status[0] != '\0') {
-            RUN(ctx, NULL, -1, "UNWATCH");
-            printf("%s: unchanged\n", id);
-            return 0;
-        }
-        const char *new_status = status[0] ? status : bc_device_status_name(BC_DEVICE_ACTIVE);
-        if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "MULTI") != 0 ||
-            RUN(ctx, NULL, REDIS_REPLY_STATUS, "HSET", key, BC_REGISTRY_FIELD_STATUS, new_status,
-                BC_REGISTRY_FIELD_FINGERPRINTS, next) != 0 ||
-            RUN(ctx, NULL, REDIS_REPLY_STATUS, "SADD", BC_REGISTRY_KEY_DEVICES, id) != 0 ||
-            RUN(ctx, NULL, REDIS_REPLY_STATUS, "INCR", BC_REGISTRY_KEY_VERSION) != 0)
-            return -1;
-        int rc = exec_transaction(ctx);
-        if (rc < 0)
-            return -1;
-        if (rc == 1) {
-            printf("%s: %s, fingerprints %s\n", id, new_status, next[0] ? next : "(none)");
-            return 0;
-        }
-    }
-    return bc_cli_fail("%s kept changing under us; try again", key);
-}
-
 /* ---- commands ------------------------------------------------------------ */
 
 static int check_device_id(const char *id)
@@ -257,59 +80,69 @@ static int check_device_id(const char *id)
     return 0;
 }
 
-static int cmd_register(redisContext *ctx, const options *o)
+/* Exit status of a failed call, its reason printed. */
+static int failed(const bc_error *err)
 {
-    char hex[FP_HEX_LEN + 1];
-    if (certificate_fingerprint(o->args[1], hex) != 0)
-        return EXIT_FAILURE;
-    return change_fingerprints(ctx, o->args[0], hex, 1) ? EXIT_FAILURE : 0;
+    bc_cli_fail("%s", err->text);
+    return EXIT_FAILURE;
 }
 
-static int cmd_remove_cert(redisContext *ctx, const options *o)
+static void print_change(const char *id, const bc_registry_change *c)
 {
-    uint8_t raw[BC_FINGERPRINT_LEN];
-    char hex[FP_HEX_LEN + 1];
-    if (strlen(o->args[1]) != FP_HEX_LEN || bc_hex_decode(o->args[1], raw, sizeof(raw)) != BC_OK)
+    if (!c->changed) {
+        printf("%s: unchanged\n", id);
+        return;
+    }
+    printf("%s: %s, fingerprints %s\n", id, bc_device_status_name(c->status),
+           c->fingerprints[0] ? c->fingerprints : "(none)");
+}
+
+static int cmd_register(bc_redis *r, const options *o)
+{
+    char hex[BC_REGISTRY_FP_HEX_LEN + 1];
+    bc_registry_change c;
+    bc_error err = {{0}};
+    if (bc_registry_admin_cert_fingerprint(o->args[1], hex, &err) != BC_OK ||
+        bc_registry_admin_add_fingerprint(r, o->args[0], hex, &c, &err) != BC_OK)
+        return failed(&err);
+    print_change(o->args[0], &c);
+    return 0;
+}
+
+static int cmd_remove_cert(bc_redis *r, const options *o)
+{
+    bc_registry_change c;
+    bc_error err = {{0}};
+    bc_status rc = bc_registry_admin_remove_fingerprint(r, o->args[0], o->args[1], &c, &err);
+    if (rc == BC_ERR_INVAL)
         return bc_cli_usage_error("FINGERPRINT must be 64 hex digits");
-    if (bc_hex_encode(raw, sizeof(raw), hex, sizeof(hex)) != BC_OK)
-        return bc_cli_fail("hex encoding failed");
-    return change_fingerprints(ctx, o->args[0], hex, 0) ? EXIT_FAILURE : 0;
+    if (rc != BC_OK)
+        return failed(&err);
+    print_change(o->args[0], &c);
+    return 0;
 }
 
-static int cmd_status(redisContext *ctx, const options *o)
+static int cmd_status(bc_redis *r, const options *o)
 {
     bc_device_status status;
+    bc_registry_change c;
+    bc_error err = {{0}};
     if (bc_device_status_parse(o->args[1], &status) != BC_OK)
         return bc_cli_usage_error("status must be active, lost or revoked");
-    char key[sizeof(BC_REGISTRY_KEY_DEVICE) + BC_DEVICE_ID_MAX];
-    redisReply *r = NULL;
-    device_key(key, sizeof(key), o->args[0]);
-    if (RUN(ctx, &r, REDIS_REPLY_INTEGER, "EXISTS", key) != 0)
-        return EXIT_FAILURE;
-    long long exists = r->integer;
-    freeReplyObject(r);
-    if (!exists)
+    bc_status rc = bc_registry_admin_set_status(r, o->args[0], status, &c, &err);
+    if (rc == BC_ERR_NOT_FOUND)
         return bc_cli_fail("no device '%s' in the registry (register it first)", o->args[0]);
-    if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "MULTI") != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "HSET", key, BC_REGISTRY_FIELD_STATUS, o->args[1]) !=
-            0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "INCR", BC_REGISTRY_KEY_VERSION) != 0 ||
-        exec_transaction(ctx) != 1)
-        return EXIT_FAILURE;
+    if (rc != BC_OK)
+        return failed(&err);
     printf("%s: %s\n", o->args[0], o->args[1]);
     return 0;
 }
 
-static int cmd_remove(redisContext *ctx, const options *o)
+static int cmd_remove(bc_redis *r, const options *o)
 {
-    char key[sizeof(BC_REGISTRY_KEY_DEVICE) + BC_DEVICE_ID_MAX];
-    device_key(key, sizeof(key), o->args[0]);
-    if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "MULTI") != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "DEL", key) != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "SREM", BC_REGISTRY_KEY_DEVICES, o->args[0]) != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "INCR", BC_REGISTRY_KEY_VERSION) != 0 ||
-        exec_transaction(ctx) != 1)
-        return EXIT_FAILURE;
+    bc_error err = {{0}};
+    if (bc_registry_admin_remove_device(r, o->args[0], NULL, &err) != BC_OK)
+        return failed(&err);
     printf("%s: removed\n", o->args[0]);
     return 0;
 }
@@ -328,13 +161,12 @@ static int read_password(const char *arg, char *out, size_t size)
     return 0;
 }
 
-static int cmd_dashboard_user(redisContext *ctx, const options *o)
+static int cmd_dashboard_user(bc_redis *r, const options *o)
 {
     const char *name = o->args[0];
-    if (!bc_id_valid(name) || strlen(name) > BC_DASHBOARD_USER_MAX)
+    if (!bc_registry_admin_user_valid(name))
         return bc_cli_usage_error("'%s' is not a user name ([A-Za-z0-9_-]{1,64})", name);
     char password[1024], hash[BC_PASSWORD_HASH_MAX];
-    char key[sizeof(BC_REGISTRY_KEY_DASHBOARD) + BC_DASHBOARD_USER_MAX];
     bc_error err = {{0}};
     if (read_password(o->args[1], password, sizeof(password)) != 0)
         return EXIT_FAILURE;
@@ -344,39 +176,29 @@ static int cmd_dashboard_user(redisContext *ctx, const options *o)
     OPENSSL_cleanse(password, sizeof(password));
     if (rc != BC_OK)
         return bc_cli_fail("cannot hash the password: %s", err.text);
-    snprintf(key, sizeof(key), BC_REGISTRY_KEY_DASHBOARD "%s", name);
-    if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "MULTI") != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "HSET", key, BC_REGISTRY_FIELD_HASH, hash) != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "SADD", BC_REGISTRY_KEY_DASHBOARDS, name) != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "INCR", BC_REGISTRY_KEY_VERSION) != 0 ||
-        exec_transaction(ctx) != 1)
-        return EXIT_FAILURE;
+    if (bc_registry_admin_dashboard_set(r, name, hash, &err) != BC_OK)
+        return failed(&err);
     printf("dashboard user %s: password set\n", name);
     return 0;
 }
 
-static int cmd_dashboard_remove(redisContext *ctx, const options *o)
+static int cmd_dashboard_remove(bc_redis *r, const options *o)
 {
-    char key[sizeof(BC_REGISTRY_KEY_DASHBOARD) + BC_DASHBOARD_USER_MAX];
-    if (!bc_id_valid(o->args[0]) || strlen(o->args[0]) > BC_DASHBOARD_USER_MAX)
+    bc_error err = {{0}};
+    if (!bc_registry_admin_user_valid(o->args[0]))
         return bc_cli_usage_error("'%s' is not a user name", o->args[0]);
-    snprintf(key, sizeof(key), BC_REGISTRY_KEY_DASHBOARD "%s", o->args[0]);
-    if (RUN(ctx, NULL, REDIS_REPLY_STATUS, "MULTI") != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "DEL", key) != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "SREM", BC_REGISTRY_KEY_DASHBOARDS, o->args[0]) != 0 ||
-        RUN(ctx, NULL, REDIS_REPLY_STATUS, "INCR", BC_REGISTRY_KEY_VERSION) != 0 ||
-        exec_transaction(ctx) != 1)
-        return EXIT_FAILURE;
+    if (bc_registry_admin_dashboard_remove(r, o->args[0], NULL, &err) != BC_OK)
+        return failed(&err);
     printf("dashboard user %s: removed\n", o->args[0]);
     return 0;
 }
 
-static int cmd_list(redisContext *ctx, const options *o)
+static int cmd_list(bc_redis *r, const options *o)
 {
     (void)o;
     bc_registry_snapshot *s = NULL;
     bc_error err = {{0}};
-    if (bc_registry_load(ctx, &s, &err) != BC_OK)
+    if (bc_registry_load(r->ctx, &s, &err) != BC_OK)
         return bc_cli_fail("cannot read the registry: %s", err.text);
     printf("# registry version %llu: %zu devices, %zu dashboard users, %zu entries skipped\n",
            (unsigned long long)s->version, s->device_count, s->user_count, s->skipped);
@@ -384,7 +206,7 @@ static int cmd_list(redisContext *ctx, const options *o)
         const bc_registry_device *d = &s->devices[i];
         printf("device %s %s", d->id, bc_device_status_name(d->status));
         for (size_t k = 0; k < d->fingerprint_count; k++) {
-            char hex[FP_HEX_LEN + 1];
+            char hex[BC_REGISTRY_FP_HEX_LEN + 1];
             if (bc_hex_encode(d->fingerprints[k], BC_FINGERPRINT_LEN, hex, sizeof(hex)) == BC_OK)
                 printf("%s%s", k ? "," : " ", hex);
         }
@@ -401,7 +223,7 @@ static int cmd_list(redisContext *ctx, const options *o)
 static const struct command {
     const char *name;
     int args;
-    int (*run)(redisContext *ctx, const options *o);
+    int (*run)(bc_redis *r, const options *o);
     int device_arg; /* args[0] is a device id */
 } commands[] = {
     {"register", 2, cmd_register, 1},
@@ -489,10 +311,14 @@ int main(int argc, char **argv)
         return bc_cli_usage_error("'%s' takes %d argument(s)", cmd->name, cmd->args);
     if (cmd->device_arg && check_device_id(o.args[0]) != 0)
         return BC_CLI_EXIT_USAGE;
-    redisContext *ctx = connect_redis(&o);
-    if (ctx == NULL)
-        return EXIT_FAILURE;
-    rc = cmd->run(ctx, &o);
-    redisFree(ctx);
+    bc_redis r;
+    bc_redis_config cfg = {.port = o.port, .timeout_ms = 5000, .backoff_min_ms = 1,
+                           .backoff_max_ms = 1};
+    bc_error err = {{0}};
+    snprintf(cfg.host, sizeof(cfg.host), "%s", o.host);
+    if (bc_redis_init(&r, &cfg, &err) != BC_OK || bc_redis_connect_now(&r, &err) != BC_OK)
+        return bc_cli_fail("redis %s:%d: %s", o.host, o.port, err.text);
+    rc = cmd->run(&r, &o);
+    bc_redis_close(&r);
     return rc;
 }

@@ -358,6 +358,21 @@ bc_status bc_stream_add(bc_redis *r, const char *stream, int64_t maxlen,
     return take_id(reply, id_out, err);
 }
 
+bc_status bc_outbox_add(bc_redis *r, const char *topic, const char *payload, int qos, bool retain,
+                        bc_error *err)
+{
+    if (topic == NULL || payload == NULL || (qos != 0 && qos != 1))
+        return bc_fail(err, BC_ERR_INVAL, "an outbox entry needs a topic, a payload and QoS 0 or 1");
+    const bc_stream_field fields[] = {
+        {BC_FIELD_TOPIC, topic, strlen(topic)},
+        {BC_FIELD_PAYLOAD, payload, strlen(payload)},
+        {BC_FIELD_QOS, qos == 1 ? "1" : "0", 1},
+        {BC_FIELD_RETAIN, retain ? "1" : "0", 1},
+    };
+    return bc_stream_add(r, BC_STREAM_OUTBOX, 0, fields, sizeof(fields) / sizeof(fields[0]), NULL,
+                         err);
+}
+
 bc_status bc_stream_add_append(bc_redis *r, const char *stream, int64_t maxlen,
                                const bc_stream_field *fields, size_t count, bc_error *err)
 {

@@ -178,6 +178,12 @@ bc_status bc_stream_add_append(bc_redis *r, const char *stream, int64_t maxlen,
                                const bc_stream_field *fields, size_t count, bc_error *err);
 bc_status bc_stream_add_reply(bc_redis *r, char id_out[BC_STREAM_ID_MAX + 1], bc_error *err);
 
+/* Queues a message for the gateway to publish: XADD bodycam:stream:outbox
+ * with topic, payload (NUL-terminated), qos (0/1) and retain. Statuses as
+ * bc_stream_add. The outbox pattern: a service never talks to the broker. */
+bc_status bc_outbox_add(bc_redis *r, const char *topic, const char *payload, int qos, bool retain,
+                        bc_error *err);
+
 /* XGROUP CREATE stream group start MKSTREAM; an existing group is BC_OK. */
 bc_status bc_stream_group_create(bc_redis *r, const char *stream, const char *group,
                                  const char *start_id, bc_error *err);

@@ -80,14 +80,7 @@ static bc_status publish(fleet *f, bc_msg_summary *s, bc_error *err)
         bc_fail(err, st, "cannot build the fleet/summary topic");
         goto cleanup;
     }
-    const bc_stream_field fields[] = {
-        {BC_FIELD_TOPIC, topic, strlen(topic)},
-        {BC_FIELD_PAYLOAD, payload, strlen(payload)},
-        {BC_FIELD_QOS, "1", 1},
-        {BC_FIELD_RETAIN, "1", 1},
-    };
-    st = bc_stream_add(&f->cmd, BC_STREAM_OUTBOX, 0, fields, sizeof(fields) / sizeof(fields[0]),
-                       NULL, err);
+    st = bc_outbox_add(&f->cmd, topic, payload, 1, true, err);
 
 cleanup:
     free(payload);

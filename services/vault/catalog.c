@@ -1,0 +1,2317 @@
+/*
+ * catalog.c - the vault's metadata in Redis (catalog.h): recordings,
+ * holds and access requests, every change one Lua script.
+ *
+ * Invariants the scripts keep (services/vault/CATALOG-KEYS.md has the keys):
+ *
+ *   - a recording is in bodycam:recordings:expiry exactly while it is
+ *     committed and has no active hold. hold_place (and an access request's
+ *     inzage hold) takes it out; the release of its last active hold puts
+ *     it back with its delete_after; purge_begin takes it out for good.
+ *   - bodycam:holds:recording:<ref> holds the ACTIVE hold ids only, so
+ *     "may this be purged" is one SCARD.
+ *   - purge_begin selects from the expiry index and re-checks status and
+ *     holds in the same script, so a hold that lands first wins, and a hold
+ *     that comes after finds the recording purging and is refused.
+ *   - an open request holds every committed recording that matches it:
+ *     those there at registration (request_register) and those committed
+ *     while it is open (commit); its matches are kept in
+ *     bodycam:request:<id>:matches, with the purge's audit seq for
+ *     recordings that were already gone.
+ *
+ * Scripts return flat arrays {verdict, ...}: 'ok' and the results,
+ * 'not_found', 'state' with a code and a time (ms), or 'inval' with a code
+ * and a value; the sentences for err are written here in C. Records travel
+ * as their field values in the order of the tables below (rec_fields,
+ * hold_fields, req_fields); the Lua lists RF, HF and QF are generated from
+ * the same tables, so one list names the fields for both sides, and every
+ * parser checks the reply's length before it reads an element.
+ *
+ * Values in Redis are strings; Lua compares numbers with tonumber() (ms
+ * times are exact in a double) and formats what it computes with %d
+ * (Lua 5.1 prints large numbers in exponent form). Audit seqs are never
+ * converted in Lua.
+ *
+ * Scripts: each call sends EVALSHA; after NOSCRIPT (Redis restarted or
+ * SCRIPT FLUSH) it sends EVAL, which also caches the script. A pipeline
+ * (bc_catalog_commit_append) cannot fall back, so its caller loads the
+ * scripts with bc_catalog_scripts_load once per connection generation.
+ */
+#include "vault/catalog.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/asn1.h>
+#include <openssl/evp.h>
+
+#include "proto/encoding.h"
+
+/* ---- the record layouts shared by C and Lua ---- */
+
+enum {
+    RF_REF,
+    RF_DEVICE,
+    RF_RECORDING_ID,
+    RF_OFFICER,
+    RF_RECORDED_AT,
+    RF_DURATION_MS,
+    RF_WARNINGS,
+    RF_EMERGENCY,
+    RF_KEY_ID,
+    RF_SHA256,
+    RF_SIZE,
+    RF_COMMITTED_AT,
+    RF_DELETE_AFTER,
+    RF_STATUS,
+    RF_PURGED_AT,
+    RF_COMMIT_SEQ,
+    RF_PURGE_SEQ,
+    RF_COUNT
+};
+
+static const char *const rec_fields[RF_COUNT] = {
+    [RF_REF] = "ref",
+    [RF_DEVICE] = "device",
+    [RF_RECORDING_ID] = "recording_id",
+    [RF_OFFICER] = "officer",
+    [RF_RECORDED_AT] = "recorded_at",
+    [RF_DURATION_MS] = "duration_ms",
+    [RF_WARNINGS] = "warnings",
+    [RF_EMERGENCY] = "emergency",
+    [RF_KEY_ID] = "key_id",
+    [RF_SHA256] = "sha256",
+    [RF_SIZE] = "size",
+    [RF_COMMITTED_AT] = "committed_at",
+    [RF_DELETE_AFTER] = "delete_after",
+    [RF_STATUS] = "status",
+    [RF_PURGED_AT] = "purged_at",
+    [RF_COMMIT_SEQ] = "commit_audit_seq",
+    [RF_PURGE_SEQ] = "purge_audit_seq",
+};
+
+#define REC_STRIDE (RF_COUNT + 1) /* the fields, then the active hold count */
+
+enum {
+    HF_ID,
+    HF_REF,
+    HF_REASON,
+    HF_CASE_REF,
+    HF_PLACED_BY,
+    HF_PLACED_AT,
+    HF_NOTE,
+    HF_ACTIVE,
+    HF_RELEASED_AT,
+    HF_RELEASED_BY,
+    HF_RELEASE_NOTE,
+    HF_REQUEST_ID,
+    HF_COUNT
+};
+
+static const char *const hold_fields[HF_COUNT] = {
+    [HF_ID] = "id",
+    [HF_REF] = "ref",
+    [HF_REASON] = "reason",
+    [HF_CASE_REF] = "case_ref",
+    [HF_PLACED_BY] = "placed_by",
+    [HF_PLACED_AT] = "placed_at",
+    [HF_NOTE] = "note",
+    [HF_ACTIVE] = "active",
+    [HF_RELEASED_AT] = "released_at",
+    [HF_RELEASED_BY] = "released_by",
+    [HF_RELEASE_NOTE] = "release_note",
+    [HF_REQUEST_ID] = "request_id",
+};
+
+enum {
+    QF_ID,
+    QF_REQUESTER,
+    QF_CONTACT,
+    QF_WINDOW_FROM,
+    QF_WINDOW_TO,
+    QF_PLACE,
+    QF_CAMERAS,
+    QF_OFFICER,
+    QF_REGISTERED_AT,
+    QF_REGISTERED_BY,
+    QF_DEADLINE,
+    QF_EXTENDED,
+    QF_EXTENSION_REASON,
+    QF_STATUS,
+    QF_CLOSED_AT,
+    QF_ANSWER,
+    QF_OVERDUE_ALERTED,
+    QF_HELD,
+    QF_PURGED,
+    QF_COUNT
+};
+
+static const char *const req_fields[QF_COUNT] = {
+    [QF_ID] = "id",
+    [QF_REQUESTER] = "requester",
+    [QF_CONTACT] = "contact",
+    [QF_WINDOW_FROM] = "window_from",
+    [QF_WINDOW_TO] = "window_to",
+    [QF_PLACE] = "place",
+    [QF_CAMERAS] = "cameras",
+    [QF_OFFICER] = "officer",
+    [QF_REGISTERED_AT] = "registered_at",
+    [QF_REGISTERED_BY] = "registered_by",
+    [QF_DEADLINE] = "deadline",
+    [QF_EXTENDED] = "extended",
+    [QF_EXTENSION_REASON] = "extension_reason",
+    [QF_STATUS] = "status",
+    [QF_CLOSED_AT] = "closed_at",
+    [QF_ANSWER] = "answer",
+    [QF_OVERDUE_ALERTED] = "overdue_alerted",
+    [QF_HELD] = "held",
+    [QF_PURGED] = "purged",
+};
+
+/* A match: ref, status, hold id, recorded_at, purged_at, purge seq. */
+#define MATCH_STRIDE 6
+
+/* ---- the scripts ---- */
+
+/* Shared by every script, after the generated RF/HF/QF lists. */
+static const char prelude[] =
+    "local P = 'bodycam:'\n"
+    "local EXPIRY = P .. 'recordings:expiry'\n"
+    "local function s(n) return string.format('%d', n) end\n"
+    "local function rk(ref) return P .. 'recording:' .. ref end\n"
+    "local function hk(id) return P .. 'hold:' .. id end\n"
+    "local function qk(id) return P .. 'request:' .. id end\n"
+    "local function hr(ref) return P .. 'holds:recording:' .. ref end\n"
+    "local function append(out, v) for i = 1, #v do out[#out + 1] = v[i] end end\n"
+    /* one command over a long list, in pieces that fit Lua's stack */
+    "local function call_many(cmd, key, list)\n"
+    "  for i = 1, #list, 1000 do\n"
+    "    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))\n"
+    "  end\n"
+    "end\n"
+    /* a record's fields in list order ('' for a missing one); nil when the
+     * key is gone (its first field, the name, is always written) */
+    "local function fields(key, F)\n"
+    "  local v = redis.call('HMGET', key, unpack(F))\n"
+    "  if not v[1] then return nil end\n"
+    "  for i = 1, #F do if not v[i] then v[i] = '' end end\n"
+    "  return v\n"
+    "end\n"
+    "local function rec(ref)\n"
+    "  local v = fields(rk(ref), RF)\n"
+    "  if v then v[#v + 1] = s(redis.call('SCARD', hr(ref))) end\n"
+    "  return v\n"
+    "end\n"
+    "local function hold(id) return fields(hk(id), HF) end\n"
+    "local function req(id) return fields(qk(id), QF) end\n"
+    "local function hold_find(ref, reason, case)\n"
+    "  for _, id in ipairs(redis.call('SMEMBERS', hr(ref))) do\n"
+    "    local h = redis.call('HMGET', hk(id), 'reason', 'case_ref')\n"
+    "    if h[1] == reason and h[2] == case then return id end\n"
+    "  end\n"
+    "  return nil\n"
+    "end\n"
+    "local function hold_new(ref, reason, case, by, note, now, qid)\n"
+    "  local id = 'H' .. s(redis.call('INCR', P .. 'hold:next'))\n"
+    "  redis.call('HSET', hk(id), 'id', id, 'ref', ref, 'reason', reason, 'case_ref', case,\n"
+    "    'placed_by', by, 'placed_at', now, 'note', note, 'active', '1', 'released_at', '0',\n"
+    "    'released_by', '', 'release_note', '', 'request_id', qid)\n"
+    "  redis.call('ZADD', P .. 'holds', now, id)\n"
+    "  redis.call('SADD', hr(ref), id)\n"
+    "  redis.call('SADD', P .. 'holds:case:' .. case, id)\n"
+    "  redis.call('ZREM', EXPIRY, ref)\n"
+    "  return id\n"
+    "end\n"
+    /* the last active hold gone: the recording is due again at delete_after */
+    "local function hold_end(id, ref, by, note, now)\n"
+    "  redis.call('HSET', hk(id), 'active', '0', 'released_at', now, 'released_by', by,\n"
+    "    'release_note', note)\n"
+    "  redis.call('SREM', hr(ref), id)\n"
+    "  if redis.call('SCARD', hr(ref)) == 0 then\n"
+    "    local r = redis.call('HMGET', rk(ref), 'status', 'delete_after')\n"
+    "    if r[1] == 'committed' then redis.call('ZADD', EXPIRY, r[2], ref) end\n"
+    "  end\n"
+    "end\n"
+    /* q = {window_from, window_to, cameras, officer} */
+    "local function q_matches(q, dev, officer, at)\n"
+    "  if at < tonumber(q[1]) or at > tonumber(q[2]) then return false end\n"
+    "  if q[3] ~= '' and not string.find(',' .. q[3] .. ',', ',' .. dev .. ',', 1, true) then\n"
+    "    return false\n"
+    "  end\n"
+    "  return q[4] == '' or q[4] == officer\n"
+    "end\n"
+    "local function match_put(qid, ref, st, hid, at, pat, seq)\n"
+    "  redis.call('HSET', qk(qid) .. ':matches', ref,\n"
+    "    st .. '|' .. hid .. '|' .. at .. '|' .. pat .. '|' .. seq)\n"
+    "end\n"
+    /* at: recorded_at as stored; nil when the match was recorded before */
+    "local function inzage(qid, ref, at, now)\n"
+    "  if redis.call('HEXISTS', qk(qid) .. ':matches', ref) == 1 then return nil end\n"
+    "  local hid = hold_new(ref, 'inzage', qid, 'vault', 'access request ' .. qid, now, qid)\n"
+    "  match_put(qid, ref, 'committed', hid, at, '0', '0')\n"
+    "  redis.call('HINCRBY', qk(qid), 'held', 1)\n"
+    "  return hid\n"
+    "end\n";
+
+/* 1..#RF the record in RF order (officer, status and the numbers after
+ * it are set here)  #RF+1 now.
+ * {'ok', created, record, n, (hold id, request id) * n} */
+static const char commit_src[] =
+    "local ref, dev = ARGV[R_REF], ARGV[R_DEVICE]\n"
+    "if redis.call('EXISTS', rk(ref)) == 1 then\n"
+    "  local out = {'ok', 0}\n"
+    "  append(out, rec(ref))\n"
+    "  out[#out + 1] = 0\n"
+    "  return out\n"
+    "end\n"
+    "local now = ARGV[#RF + 1]\n"
+    "local ak = P .. 'assignment:' .. dev\n"
+    "local ty = redis.call('TYPE', ak)['ok']\n"
+    "local officer = ''\n"
+    "if ty == 'hash' then officer = redis.call('HGET', ak, 'officer') or ''\n"
+    "elseif ty == 'string' then officer = redis.call('GET', ak) or '' end\n"
+    /* an officer id outside the id alphabet cannot be matched or shown */
+    "if #officer > 64 or not string.find(officer, '^[%w_-]*$') then officer = '' end\n"
+    "local v, kv = {}, {}\n"
+    "for i, f in ipairs(RF) do v[i] = ARGV[i] end\n"
+    "v[R_OFFICER] = officer\n"
+    "v[R_STATUS] = 'committed'\n"
+    "for i, f in ipairs(RF) do kv[2 * i - 1] = f; kv[2 * i] = v[i] end\n"
+    "redis.call('HSET', rk(ref), unpack(kv))\n"
+    "local at = v[R_RECORDED_AT]\n"
+    "redis.call('ZADD', P .. 'recordings', at, ref)\n"
+    "redis.call('ZADD', P .. 'recordings:device:' .. dev, at, ref)\n"
+    "redis.call('ZADD', EXPIRY, v[R_DELETE_AFTER], ref)\n"
+    "redis.call('SADD', P .. 'recordings:unaudited', ref)\n"
+    "local holds = {}\n"
+    "for _, qid in ipairs(redis.call('ZRANGE', P .. 'requests:open', 0, -1)) do\n"
+    "  local q = redis.call('HMGET', qk(qid), 'window_from', 'window_to', 'cameras', 'officer',\n"
+    "    'status')\n"
+    "  if q[5] == 'open' and q_matches(q, dev, officer, tonumber(at)) then\n"
+    "    local hid = inzage(qid, ref, at, now)\n"
+    "    if hid then holds[#holds + 1] = hid; holds[#holds + 1] = qid end\n"
+    "  end\n"
+    "end\n"
+    "local out = {'ok', 1}\n"
+    "append(out, v)\n"
+    "out[#out + 1] = s(redis.call('SCARD', hr(ref)))\n"
+    "out[#out + 1] = #holds / 2\n"
+    "append(out, holds)\n"
+    "return out\n";
+
+/* 1 ref  2 seq */
+static const char commit_audited_src[] =
+    "if redis.call('EXISTS', rk(ARGV[1])) == 0 then return {'not_found'} end\n"
+    "redis.call('HSET', rk(ARGV[1]), 'commit_audit_seq', ARGV[2])\n"
+    "redis.call('SREM', P .. 'recordings:unaudited', ARGV[1])\n"
+    "return {'ok'}\n";
+
+/* 1 ref. {'ok', record} */
+static const char rec_get_src[] = "local v = rec(ARGV[1])\n"
+                                  "if not v then return {'not_found'} end\n"
+                                  "local out = {'ok'}\n"
+                                  "append(out, v)\n"
+                                  "return out\n";
+
+/* 1 device ('' any)  2 officer ('' any)  3 from  4 to ('+inf')  5 status
+ * ('' any)  6 held only ('1')  7 offset  8 count.
+ * {'ok', more, record...}: one page of the time index, filtered */
+static const char rec_list_src[] =
+    "local key = P .. 'recordings'\n"
+    "if ARGV[1] ~= '' then key = P .. 'recordings:device:' .. ARGV[1] end\n"
+    "local refs = redis.call('ZRANGEBYSCORE', key, ARGV[3], ARGV[4], 'LIMIT', ARGV[7], ARGV[8])\n"
+    "local out = {'ok', 0}\n"
+    "if #refs == tonumber(ARGV[8]) then out[2] = 1 end\n"
+    "for _, ref in ipairs(refs) do\n"
+    "  local v = rec(ref)\n"
+    "  if v and (ARGV[2] == '' or v[R_OFFICER] == ARGV[2]) and\n"
+    "     (ARGV[5] == '' or v[R_STATUS] == ARGV[5]) and\n"
+    "     (ARGV[6] ~= '1' or v[#RF + 1] ~= '0') then\n"
+    "    append(out, v)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* 1 now  2 limit. {'ok', n, record * n}. Entries of the expiry index that
+ * are stale (not committed, or held) are dropped on the way. */
+static const char purge_begin_src[] =
+    "local limit = tonumber(ARGV[2])\n"
+    "local out = {'ok', 0}\n"
+    "local n = 0\n"
+    "while n < limit do\n"
+    "  local due = redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', ARGV[1], 'LIMIT', 0, limit - n)\n"
+    "  if #due == 0 then break end\n"
+    "  call_many('ZREM', EXPIRY, due)\n"
+    "  local taken = {}\n"
+    "  for _, ref in ipairs(due) do\n"
+    "    local v = rec(ref)\n"
+    "    if v and v[R_STATUS] == 'committed' and v[#RF + 1] == '0' then\n"
+    "      redis.call('HSET', rk(ref), 'status', 'purging')\n"
+    "      v[R_STATUS] = 'purging'\n"
+    "      taken[#taken + 1] = ref\n"
+    "      append(out, v)\n"
+    "      n = n + 1\n"
+    "    end\n"
+    "  end\n"
+    "  call_many('SADD', P .. 'recordings:purging', taken)\n"
+    "end\n"
+    "out[2] = n\n"
+    "return out\n";
+
+/* {'ok', n, record * n} */
+static const char purging_src[] =
+    "local out = {'ok', 0}\n"
+    "local n = 0\n"
+    "for _, ref in ipairs(redis.call('SMEMBERS', P .. 'recordings:purging')) do\n"
+    "  local v = rec(ref)\n"
+    "  if v then append(out, v); n = n + 1\n"
+    "  else redis.call('SREM', P .. 'recordings:purging', ref) end\n"
+    "end\n"
+    "out[2] = n\n"
+    "return out\n";
+
+/* (ref, seq) pairs */
+static const char purge_audited_src[] =
+    "for i = 1, #ARGV - 1, 2 do\n"
+    "  if redis.call('EXISTS', rk(ARGV[i])) == 1 then\n"
+    "    redis.call('HSET', rk(ARGV[i]), 'purge_audit_seq', ARGV[i + 1])\n"
+    "  end\n"
+    "end\n"
+    "return {'ok'}\n";
+
+/* 1 now  2 tombstone ttl (s, '0' = keep)  3 tombstone expiry (ms)  4.. refs */
+static const char purge_done_src[] =
+    "local refs, tomb = {}, {}\n"
+    "for i = 4, #ARGV do\n"
+    "  local ref = ARGV[i]\n"
+    "  refs[#refs + 1] = ref\n"
+    "  if redis.call('HGET', rk(ref), 'status') == 'purging' then\n"
+    "    redis.call('HSET', rk(ref), 'status', 'purged', 'purged_at', ARGV[1])\n"
+    "    if ARGV[2] ~= '0' then\n"
+    "      redis.call('EXPIRE', rk(ref), ARGV[2])\n"
+    "      tomb[#tomb + 1] = ARGV[3]\n"
+    "      tomb[#tomb + 1] = ref\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "call_many('ZADD', P .. 'recordings:tombstones', tomb)\n"
+    "call_many('SREM', P .. 'recordings:purging', refs)\n"
+    "return {'ok'}\n";
+
+/* 1 limit. {'ok', removed}. Tombstones in expiry order: the first one still
+ * there ends the pass (the later ones expire later). */
+static const char tomb_sweep_src[] =
+    "local n = 0\n"
+    "local tk = P .. 'recordings:tombstones'\n"
+    "for _, ref in ipairs(redis.call('ZRANGE', tk, 0, tonumber(ARGV[1]) - 1)) do\n"
+    "  local st = redis.call('HGET', rk(ref), 'status')\n"
+    "  if st == 'purged' then break end\n"
+    "  redis.call('ZREM', tk, ref)\n"
+    /* committed again after its tombstone expired: keep its index entries */
+    "  if not st then\n"
+    "    local dev = string.match(ref, '^([^/]+)/')\n"
+    "    redis.call('ZREM', P .. 'recordings', ref)\n"
+    "    if dev then redis.call('ZREM', P .. 'recordings:device:' .. dev, ref) end\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return {'ok', n}\n";
+
+/* 1 ref  2 reason  3 case_ref  4 placed_by  5 note  6 now.
+ * {'ok', created, hold}; {'state', status, purged_at} */
+static const char hold_place_src[] =
+    "local ref = ARGV[1]\n"
+    "local r = redis.call('HMGET', rk(ref), 'status', 'purged_at')\n"
+    "if not r[1] then return {'not_found'} end\n"
+    "if r[1] ~= 'committed' then return {'state', r[1], r[2] or '0'} end\n"
+    "local id = hold_find(ref, ARGV[2], ARGV[3])\n"
+    "local out = {'ok', 0}\n"
+    "if not id then\n"
+    "  id = hold_new(ref, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], '')\n"
+    "  out[2] = 1\n"
+    "end\n"
+    "append(out, hold(id))\n"
+    "return out\n";
+
+/* 1 id  2 released_by  3 note  4 now. {'ok', hold};
+ * {'state', 'released', released_at}; {'state', 'request', request id} */
+static const char hold_release_src[] =
+    "local id = ARGV[1]\n"
+    "local h = redis.call('HMGET', hk(id), 'ref', 'active', 'released_at', 'request_id')\n"
+    "if not h[1] then return {'not_found'} end\n"
+    "if h[2] ~= '1' then return {'state', 'released', h[3] or '0'} end\n"
+    "if h[4] and h[4] ~= '' and redis.call('HGET', qk(h[4]), 'status') == 'open' then\n"
+    "  return {'state', 'request', h[4]}\n"
+    "end\n"
+    "hold_end(id, h[1], ARGV[2], ARGV[3], ARGV[4])\n"
+    "local out = {'ok'}\n"
+    "append(out, hold(id))\n"
+    "return out\n";
+
+/* 1 id. {'ok', hold} */
+static const char hold_get_src[] = "local v = hold(ARGV[1])\n"
+                                   "if not v then return {'not_found'} end\n"
+                                   "local out = {'ok'}\n"
+                                   "append(out, v)\n"
+                                   "return out\n";
+
+/* 1 ref ('' any)  2 case ('' any)  3 active only ('1')  4 offset  5 count.
+ * {'ok', more, hold...}. A case or the active holds of a ref are read whole
+ * from their set (sorted by placed_at); otherwise one page of bodycam:holds. */
+static const char holds_list_src[] =
+    "local ids\n"
+    "local more = 0\n"
+    "if ARGV[2] ~= '' or (ARGV[1] ~= '' and ARGV[3] == '1') then\n"
+    "  if ARGV[2] ~= '' then ids = redis.call('SMEMBERS', P .. 'holds:case:' .. ARGV[2])\n"
+    "  else ids = redis.call('SMEMBERS', hr(ARGV[1])) end\n"
+    "  local at = {}\n"
+    "  for _, id in ipairs(ids) do at[id] = tonumber(redis.call('HGET', hk(id), 'placed_at')) or 0 "
+    "end\n"
+    "  table.sort(ids, function(a, b)\n"
+    "    if at[a] ~= at[b] then return at[a] < at[b] end\n"
+    "    return a < b\n"
+    "  end)\n"
+    "else\n"
+    "  local first = tonumber(ARGV[4])\n"
+    "  ids = redis.call('ZRANGE', P .. 'holds', first, first + tonumber(ARGV[5]) - 1)\n"
+    "  if #ids == tonumber(ARGV[5]) then more = 1 end\n"
+    "end\n"
+    "local out = {'ok', more}\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local h = hold(id)\n"
+    "  if h and (ARGV[1] == '' or h[H_REF] == ARGV[1]) and\n"
+    "     (ARGV[2] == '' or h[H_CASE_REF] == ARGV[2]) and\n"
+    "     (ARGV[3] ~= '1' or h[H_ACTIVE] == '1') then\n"
+    "    append(out, h)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* 1 requester  2 contact  3 from  4 to  5 place  6 cameras  7 officer
+ * 8 registered_by  9 deadline  10 now.
+ * {'ok', request, n, match * n} */
+static const char req_register_src[] =
+    "local id = 'R' .. s(redis.call('INCR', P .. 'request:next'))\n"
+    "redis.call('HSET', qk(id), 'id', id, 'requester', ARGV[1], 'contact', ARGV[2],\n"
+    "  'window_from', ARGV[3], 'window_to', ARGV[4], 'place', ARGV[5], 'cameras', ARGV[6],\n"
+    "  'officer', ARGV[7], 'registered_at', ARGV[10], 'registered_by', ARGV[8],\n"
+    "  'deadline', ARGV[9], 'extended', '0', 'extension_reason', '', 'status', 'open',\n"
+    "  'closed_at', '0', 'answer', '', 'overdue_alerted', '0', 'held', '0', 'purged', '0')\n"
+    "redis.call('ZADD', P .. 'requests', ARGV[10], id)\n"
+    "redis.call('ZADD', P .. 'requests:open', ARGV[9], id)\n"
+    "local q = {ARGV[3], ARGV[4], ARGV[6], ARGV[7]}\n"
+    "local m = {}\n"
+    "for _, ref in ipairs(redis.call('ZRANGEBYSCORE', P .. 'recordings', ARGV[3], ARGV[4])) do\n"
+    "  local r = redis.call('HMGET', rk(ref), 'device', 'officer', 'status', 'recorded_at',\n"
+    "    'purged_at', 'purge_audit_seq')\n"
+    "  if r[3] and q_matches(q, r[1], r[2], tonumber(r[4])) then\n"
+    "    local hid = ''\n"
+    "    if r[3] == 'committed' then\n"
+    "      hid = inzage(id, ref, r[4], ARGV[10]) or ''\n"
+    "    else\n"
+    "      match_put(id, ref, r[3], '', r[4], r[5], r[6])\n"
+    "      redis.call('HINCRBY', qk(id), 'purged', 1)\n"
+    "    end\n"
+    "    append(m, {ref, r[3], hid, r[4], r[5], r[6]})\n"
+    "  end\n"
+    "end\n"
+    "local out = {'ok'}\n"
+    "append(out, req(id))\n"
+    "out[#out + 1] = #m / 6\n"
+    "append(out, m)\n"
+    "return out\n";
+
+/* 1 id. {'ok', request} */
+static const char req_get_src[] = "local v = req(ARGV[1])\n"
+                                  "if not v then return {'not_found'} end\n"
+                                  "local out = {'ok'}\n"
+                                  "append(out, v)\n"
+                                  "return out\n";
+
+/* 1 id. {'ok', n, match * n} in recorded_at order. A match recorded while
+ * its recording was purging takes the record's status and purge seq now
+ * (the purge finished since). A value that is not a match record is
+ * passed on as its status, which the C parser refuses. */
+static const char req_matches_src[] =
+    "if redis.call('EXISTS', qk(ARGV[1])) == 0 then return {'not_found'} end\n"
+    "local all = redis.call('HGETALL', qk(ARGV[1]) .. ':matches')\n"
+    "local list = {}\n"
+    "for i = 1, #all, 2 do\n"
+    "  local st, hid, at, pat, seq =\n"
+    "    string.match(all[i + 1], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')\n"
+    "  if not st then st, hid, at, pat, seq = all[i + 1], '', '0', '0', '0' end\n"
+    "  if st == 'purging' then\n"
+    "    local r = redis.call('HMGET', rk(all[i]), 'status', 'purged_at', 'purge_audit_seq')\n"
+    "    if r[1] then st, pat, seq = r[1], r[2], r[3] end\n"
+    "  end\n"
+    "  list[#list + 1] = {all[i], st, hid, at, pat, seq}\n"
+    "end\n"
+    "table.sort(list, function(a, b)\n"
+    "  local x, y = tonumber(a[4]) or 0, tonumber(b[4]) or 0\n"
+    "  if x ~= y then return x < y end\n"
+    "  return a[1] < b[1]\n"
+    "end)\n"
+    "local out = {'ok', #list}\n"
+    "for _, m in ipairs(list) do append(out, m) end\n"
+    "return out\n";
+
+/* 1 id  2 new deadline  3 reason  4 by  5 now. {'ok', request};
+ * {'state', 'closed'|'extended', ms}; {'inval', 'not_later', deadline} */
+static const char req_extend_src[] =
+    "local id = ARGV[1]\n"
+    "local q = redis.call('HMGET', qk(id), 'status', 'extended', 'deadline', 'closed_at')\n"
+    "if not q[1] then return {'not_found'} end\n"
+    "if q[1] ~= 'open' then return {'state', 'closed', q[4] or '0'} end\n"
+    "if q[2] == '1' then return {'state', 'extended', q[3] or '0'} end\n"
+    "if tonumber(ARGV[2]) <= (tonumber(q[3]) or 0) then return {'inval', 'not_later', q[3]} end\n"
+    "redis.call('HSET', qk(id), 'deadline', ARGV[2], 'extended', '1', 'extension_reason',\n"
+    "  ARGV[3], 'extended_by', ARGV[4], 'extended_at', ARGV[5])\n"
+    "redis.call('ZADD', P .. 'requests:open', ARGV[2], id)\n"
+    "local out = {'ok'}\n"
+    "append(out, req(id))\n"
+    "return out\n";
+
+/* 1 id  2 answer  3 by  4 now. {'ok', n, hold * n} (the released holds);
+ * {'state', 'closed', closed_at} */
+static const char req_close_src[] =
+    "local id = ARGV[1]\n"
+    "local q = redis.call('HMGET', qk(id), 'status', 'closed_at')\n"
+    "if not q[1] then return {'not_found'} end\n"
+    "if q[1] ~= 'open' then return {'state', 'closed', q[2] or '0'} end\n"
+    "local out = {'ok', 0}\n"
+    "local n = 0\n"
+    "for _, hid in ipairs(redis.call('SMEMBERS', P .. 'holds:case:' .. id)) do\n"
+    "  local h = redis.call('HMGET', hk(hid), 'ref', 'reason', 'active', 'request_id')\n"
+    "  if h[2] == 'inzage' and h[3] == '1' and h[4] == id then\n"
+    "    hold_end(hid, h[1], ARGV[3], 'access request ' .. id .. ' closed', ARGV[4])\n"
+    "    append(out, hold(hid))\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "redis.call('HSET', qk(id), 'status', 'closed', 'closed_at', ARGV[4], 'answer', ARGV[2],\n"
+    "  'closed_by', ARGV[3])\n"
+    "redis.call('ZREM', P .. 'requests:open', id)\n"
+    "out[2] = n\n"
+    "return out\n";
+
+/* 1 open only ('1')  2 offset  3 count  4 overdue at (ms, '' = no).
+ * {'ok', more, request...}. Open ones are read whole from the open index
+ * (there are few) and sorted by registration; all of them page by page. */
+static const char req_list_src[] =
+    "local ids\n"
+    "local more = 0\n"
+    "if ARGV[1] == '1' or ARGV[4] ~= '' then\n"
+    "  if ARGV[4] ~= '' then\n"
+    "    ids = redis.call('ZRANGEBYSCORE', P .. 'requests:open', '-inf', '(' .. ARGV[4])\n"
+    "  else ids = redis.call('ZRANGE', P .. 'requests:open', 0, -1) end\n"
+    "  local at = {}\n"
+    "  for _, id in ipairs(ids) do\n"
+    "    at[id] = tonumber(redis.call('HGET', qk(id), 'registered_at')) or 0\n"
+    "  end\n"
+    "  table.sort(ids, function(a, b)\n"
+    "    if at[a] ~= at[b] then return at[a] < at[b] end\n"
+    "    return a < b\n"
+    "  end)\n"
+    "else\n"
+    "  local first = tonumber(ARGV[2])\n"
+    "  ids = redis.call('ZRANGE', P .. 'requests', first, first + tonumber(ARGV[3]) - 1)\n"
+    "  if #ids == tonumber(ARGV[3]) then more = 1 end\n"
+    "end\n"
+    "local out = {'ok', more}\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local v = req(id)\n"
+    "  if v and (ARGV[1] ~= '1' or v[Q_STATUS] == 'open') and\n"
+    "     (ARGV[4] == '' or v[Q_OVERDUE_ALERTED] ~= '1') then\n"
+    "    append(out, v)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* 1 id  2 alerted ('1'/'0') */
+static const char req_alerted_src[] =
+    "if redis.call('EXISTS', qk(ARGV[1])) == 0 then return {'not_found'} end\n"
+    "redis.call('HSET', qk(ARGV[1]), 'overdue_alerted', ARGV[2])\n"
+    "return {'ok'}\n";
+
+typedef enum script_id {
+    S_COMMIT,
+    S_COMMIT_AUDITED,
+    S_REC_GET,
+    S_REC_LIST,
+    S_PURGE_BEGIN,
+    S_PURGING,
+    S_PURGE_AUDITED,
+    S_PURGE_DONE,
+    S_TOMB_SWEEP,
+    S_HOLD_PLACE,
+    S_HOLD_RELEASE,
+    S_HOLD_GET,
+    S_HOLDS_LIST,
+    S_REQ_REGISTER,
+    S_REQ_GET,
+    S_REQ_MATCHES,
+    S_REQ_EXTEND,
+    S_REQ_CLOSE,
+    S_REQ_LIST,
+    S_REQ_ALERTED,
+    S_COUNT
+} script_id;
+
+typedef struct script {
+    const char *name;
+    const char *body;
+    const char *source; /* header + prelude + body, built once */
+    size_t source_len;
+    char sha[41];
+} script;
+
+static script scripts[S_COUNT] = {
+    [S_COMMIT] = {"commit", commit_src, NULL, 0, ""},
+    [S_COMMIT_AUDITED] = {"commit_audited", commit_audited_src, NULL, 0, ""},
+    [S_REC_GET] = {"recording_get", rec_get_src, NULL, 0, ""},
+    [S_REC_LIST] = {"recordings_list", rec_list_src, NULL, 0, ""},
+    [S_PURGE_BEGIN] = {"purge_begin", purge_begin_src, NULL, 0, ""},
+    [S_PURGING] = {"purging", purging_src, NULL, 0, ""},
+    [S_PURGE_AUDITED] = {"purge_audited", purge_audited_src, NULL, 0, ""},
+    [S_PURGE_DONE] = {"purge_done", purge_done_src, NULL, 0, ""},
+    [S_TOMB_SWEEP] = {"tombstones_sweep", tomb_sweep_src, NULL, 0, ""},
+    [S_HOLD_PLACE] = {"hold_place", hold_place_src, NULL, 0, ""},
+    [S_HOLD_RELEASE] = {"hold_release", hold_release_src, NULL, 0, ""},
+    [S_HOLD_GET] = {"hold_get", hold_get_src, NULL, 0, ""},
+    [S_HOLDS_LIST] = {"holds_list", holds_list_src, NULL, 0, ""},
+    [S_REQ_REGISTER] = {"request_register", req_register_src, NULL, 0, ""},
+    [S_REQ_GET] = {"request_get", req_get_src, NULL, 0, ""},
+    [S_REQ_MATCHES] = {"request_matches", req_matches_src, NULL, 0, ""},
+    [S_REQ_EXTEND] = {"request_extend", req_extend_src, NULL, 0, ""},
+    [S_REQ_CLOSE] = {"request_close", req_close_src, NULL, 0, ""},
+    [S_REQ_LIST] = {"requests_list", req_list_src, NULL, 0, ""},
+    [S_REQ_ALERTED] = {"request_mark_alerted", req_alerted_src, NULL, 0, ""},
+};
+
+#define SCRIPT_MAX 12288
+static char source_store[S_COUNT][SCRIPT_MAX];
+static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
+static bc_status scripts_status = BC_ERR_STATE;
+static char scripts_error[128];
+
+/* Appends "local NAME = {'a', 'b', ...}\n" at *pos; false when full. */
+static bool lua_list(char *buf, size_t cap, size_t *pos, const char *name,
+                     const char *const *items, size_t count)
+{
+    int n = snprintf(buf + *pos, cap - *pos, "local %s = {", name);
+    if (n < 0 || (size_t)n >= cap - *pos)
+        return false;
+    *pos += (size_t)n;
+    for (size_t i = 0; i < count; i++) {
+        n = snprintf(buf + *pos, cap - *pos, "%s'%s'", i > 0 ? ", " : "", items[i]);
+        if (n < 0 || (size_t)n >= cap - *pos)
+            return false;
+        *pos += (size_t)n;
+    }
+    n = snprintf(buf + *pos, cap - *pos, "}\n");
+    if (n < 0 || (size_t)n >= cap - *pos)
+        return false;
+    *pos += (size_t)n;
+    return true;
+}
+
+static bool script_build(script *s, char *buf, size_t cap)
+{
+    size_t pos = 0;
+    if (!lua_list(buf, cap, &pos, "RF", rec_fields, RF_COUNT) ||
+        !lua_list(buf, cap, &pos, "HF", hold_fields, HF_COUNT) ||
+        !lua_list(buf, cap, &pos, "QF", req_fields, QF_COUNT))
+        return false;
+    /* the positions the scripts filter on (Lua counts from 1) */
+    int n = snprintf(buf + pos, cap - pos,
+                     "local R_REF, R_DEVICE, R_OFFICER, R_RECORDED_AT = %d, %d, %d, %d\n"
+                     "local R_DELETE_AFTER, R_STATUS = %d, %d\n"
+                     "local H_REF, H_CASE_REF, H_ACTIVE = %d, %d, %d\n"
+                     "local Q_STATUS, Q_OVERDUE_ALERTED = %d, %d\n"
+                     "%s%s",
+                     RF_REF + 1, RF_DEVICE + 1, RF_OFFICER + 1, RF_RECORDED_AT + 1,
+                     RF_DELETE_AFTER + 1, RF_STATUS + 1, HF_REF + 1, HF_CASE_REF + 1,
+                     HF_ACTIVE + 1, QF_STATUS + 1, QF_OVERDUE_ALERTED + 1, prelude, s->body);
+    if (n < 0 || (size_t)n >= cap - pos)
+        return false;
+    s->source = buf;
+    s->source_len = pos + (size_t)n;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (EVP_Digest(s->source, s->source_len, md, &md_len, EVP_sha1(), NULL) != 1 || md_len != 20)
+        return false;
+    return bc_hex_encode(md, md_len, s->sha, sizeof(s->sha)) == BC_OK;
+}
+
+static void scripts_build(void)
+{
+    for (int i = 0; i < S_COUNT; i++) {
+        if (!script_build(&scripts[i], source_store[i], sizeof(source_store[i]))) {
+            snprintf(scripts_error, sizeof(scripts_error),
+                     "catalog script %s could not be built (too big, or SHA-1 failed)",
+                     scripts[i].name);
+            return;
+        }
+    }
+    scripts_status = BC_OK;
+}
+
+static bc_status scripts_ready(bc_error *err)
+{
+    if (pthread_once(&scripts_once, scripts_build) != 0)
+        return bc_fail(err, BC_ERR_STATE, "catalog scripts could not be initialised");
+    if (scripts_status != BC_OK)
+        return bc_fail(err, scripts_status, "%s", scripts_error);
+    return BC_OK;
+}
+
+/* ---- script arguments ---- */
+
+#define ARG_NUM 24 /* an int64 in decimal with its sign and NUL */
+#define ARG_HEAD 3 /* EVALSHA sha numkeys */
+
+typedef struct args {
+    size_t n, cap;     /* arguments after the head */
+    const char **v;    /* ARG_HEAD + cap */
+    size_t *len;       /* ARG_HEAD + cap */
+    char (*num)[ARG_NUM]; /* cap: the text of integer arguments */
+    bool overflow;
+} args;
+
+static bc_status args_init(args *a, size_t cap, bc_error *err)
+{
+    memset(a, 0, sizeof(*a));
+    a->cap = cap;
+    a->v = calloc(ARG_HEAD + cap, sizeof(*a->v));
+    a->len = calloc(ARG_HEAD + cap, sizeof(*a->len));
+    a->num = calloc(cap > 0 ? cap : 1, sizeof(*a->num));
+    if (a->v == NULL || a->len == NULL || a->num == NULL)
+        return bc_fail(err, BC_ERR_NOMEM, "no memory for %zu script arguments", cap);
+    return BC_OK;
+}
+
+static void args_free(args *a)
+{
+    free(a->v);
+    free(a->len);
+    free(a->num);
+    memset(a, 0, sizeof(*a));
+}
+
+static void args_str(args *a, const char *s)
+{
+    if (a->n >= a->cap) {
+        a->overflow = true;
+        return;
+    }
+    a->v[ARG_HEAD + a->n] = s != NULL ? s : "";
+    a->len[ARG_HEAD + a->n] = s != NULL ? strlen(s) : 0;
+    a->n++;
+}
+
+static void args_int(args *a, int64_t v)
+{
+    if (a->n >= a->cap) {
+        a->overflow = true;
+        return;
+    }
+    snprintf(a->num[a->n], ARG_NUM, "%lld", (long long)v);
+    args_str(a, a->num[a->n]);
+}
+
+static void args_u64(args *a, uint64_t v)
+{
+    if (a->n >= a->cap) {
+        a->overflow = true;
+        return;
+    }
+    snprintf(a->num[a->n], ARG_NUM, "%llu", (unsigned long long)v);
+    args_str(a, a->num[a->n]);
+}
+
+static bc_status args_head(script_id id, args *a, bc_error *err)
+{
+    bc_status st = scripts_ready(err);
+    if (st != BC_OK)
+        return st;
+    if (a->overflow)
+        return bc_fail(err, BC_ERR_TOO_BIG, "script %s: more than %zu arguments",
+                       scripts[id].name, a->cap);
+    a->v[0] = "EVALSHA";
+    a->len[0] = 7;
+    a->v[1] = scripts[id].sha;
+    a->len[1] = 40;
+    a->v[2] = "0";
+    a->len[2] = 1;
+    return BC_OK;
+}
+
+/* Runs a script: EVALSHA, and EVAL after NOSCRIPT. */
+static bc_status script_run(bc_redis *r, script_id id, args *a, redisReply **out, bc_error *err)
+{
+    *out = NULL;
+    bc_status st = args_head(id, a, err);
+    if (st != BC_OK)
+        return st;
+    int argc = (int)(ARG_HEAD + a->n);
+    bc_error local;
+    bc_error_clear(&local);
+    st = bc_redis_command(r, argc, a->v, a->len, out, &local);
+    if (st == BC_ERR_STATE && strstr(local.text, "NOSCRIPT") != NULL) {
+        a->v[0] = "EVAL";
+        a->len[0] = 4;
+        a->v[1] = scripts[id].source;
+        a->len[1] = scripts[id].source_len;
+        st = bc_redis_command(r, argc, a->v, a->len, out, &local);
+    }
+    if (st != BC_OK)
+        return bc_fail(err, st, "catalog script %s: %s", scripts[id].name, local.text);
+    return BC_OK;
+}
+
+bc_status bc_catalog_scripts_load(bc_redis *r, bc_error *err)
+{
+    bc_status st = scripts_ready(err);
+    if (st != BC_OK)
+        return st;
+    for (int i = 0; i < S_COUNT; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", scripts[i].source};
+        const size_t lens[] = {6, 4, scripts[i].source_len};
+        redisReply *reply = NULL;
+        st = bc_redis_command(r, 3, argv, lens, &reply, err);
+        if (st != BC_OK)
+            return st;
+        bool same = reply->type == REDIS_REPLY_STRING && reply->len == 40 &&
+                    memcmp(reply->str, scripts[i].sha, 40) == 0;
+        freeReplyObject(reply);
+        if (!same)
+            return bc_fail(err, BC_ERR_STATE, "SCRIPT LOAD of catalog script %s answered another "
+                           "SHA-1", scripts[i].name);
+    }
+    return BC_OK;
+}
+
+/* ---- reading replies ---- */
+
+typedef enum verdict { V_OK, V_NOT_FOUND, V_STATE, V_INVAL } verdict;
+
+static bool el_is(const redisReply *e, const char *s)
+{
+    size_t n = strlen(s);
+    return e != NULL && e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, s, n) == 0;
+}
+
+/* Copies a string element into dst[cap]; false when it does not fit or is
+ * not a string. */
+static bool el_str(const redisReply *e, char *dst, size_t cap)
+{
+    if (e == NULL || e->type != REDIS_REPLY_STRING || e->len >= cap ||
+        memchr(e->str, '\0', e->len) != NULL)
+        return false;
+    memcpy(dst, e->str, e->len);
+    dst[e->len] = '\0';
+    return true;
+}
+
+static bool el_i64(const redisReply *e, int64_t *v)
+{
+    if (e != NULL && e->type == REDIS_REPLY_INTEGER) {
+        *v = e->integer;
+        return true;
+    }
+    char buf[ARG_NUM];
+    if (!el_str(e, buf, sizeof(buf)) || buf[0] == '\0')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *v = x;
+    return true;
+}
+
+static bool el_u64(const redisReply *e, uint64_t *v)
+{
+    char buf[ARG_NUM];
+    if (!el_str(e, buf, sizeof(buf)) || buf[0] < '0' || buf[0] > '9')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(buf, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *v = x;
+    return true;
+}
+
+static bool el_bool(const redisReply *e, bool *v)
+{
+    if (el_is(e, "1") || el_is(e, "0")) {
+        *v = el_is(e, "1");
+        return true;
+    }
+    return false;
+}
+
+/* A count element n with at least n * stride elements after it. */
+static bool el_count(const redisReply *rep, size_t at, size_t stride, size_t *n)
+{
+    int64_t v = 0;
+    if (at >= rep->elements || !el_i64(rep->element[at], &v) || v < 0)
+        return false;
+    if ((uint64_t)v > (rep->elements - at - 1) / stride)
+        return false;
+    *n = (size_t)v;
+    return true;
+}
+
+/* The verdict of a script reply. *v is V_OK only when the array has at
+ * least min_ok elements. */
+static bc_status reply_verdict(const redisReply *rep, script_id id, size_t min_ok, verdict *v,
+                               bc_error *err)
+{
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1) {
+        const redisReply *e = rep->element[0];
+        if (el_is(e, "ok") && rep->elements >= min_ok) {
+            *v = V_OK;
+            return BC_OK;
+        }
+        if (el_is(e, "not_found")) {
+            *v = V_NOT_FOUND;
+            return BC_OK;
+        }
+        if ((el_is(e, "state") || el_is(e, "inval")) && rep->elements == 3) {
+            *v = el_is(e, "state") ? V_STATE : V_INVAL;
+            return BC_OK;
+        }
+    }
+    return bc_fail(err, BC_ERR_PARSE, "catalog script %s answered an unexpected reply",
+                   scripts[id].name);
+}
+
+static bc_status parse_fail(script_id id, bc_error *err)
+{
+    return bc_fail(err, BC_ERR_PARSE, "catalog script %s answered a record that does not fit",
+                   scripts[id].name);
+}
+
+/* "2024-05-01T12:00:00Z" */
+static void iso_time(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "%lld ms", (long long)ms);
+}
+
+/* ---- names ---- */
+
+static const char *const rec_status_names[] = {"committed", "purging", "purged"};
+static const char *const reason_names[] = {"aangifte", "klacht", "inzage"};
+static const char *const req_status_names[] = {"open", "closed"};
+
+const char *bc_recording_status_name(bc_recording_status s)
+{
+    if ((unsigned)s >= sizeof(rec_status_names) / sizeof(rec_status_names[0]))
+        return "unknown";
+    return rec_status_names[s];
+}
+
+const char *bc_hold_reason_name(bc_hold_reason r)
+{
+    if ((unsigned)r >= sizeof(reason_names) / sizeof(reason_names[0]))
+        return "unknown";
+    return reason_names[r];
+}
+
+const char *bc_request_status_name(bc_request_status s)
+{
+    if ((unsigned)s >= sizeof(req_status_names) / sizeof(req_status_names[0]))
+        return "unknown";
+    return req_status_names[s];
+}
+
+static bool name_index(const redisReply *e, const char *const *names, int count, int *out)
+{
+    for (int i = 0; i < count; i++) {
+        if (el_is(e, names[i])) {
+            *out = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bc_status bc_hold_reason_parse(const char *name, bc_hold_reason *out, bc_error *err)
+{
+    for (int i = 0; name != NULL && i < 3; i++) {
+        if (strcmp(name, reason_names[i]) == 0) {
+            *out = (bc_hold_reason)i;
+            return BC_OK;
+        }
+    }
+    return bc_fail(err, BC_ERR_INVAL, "hold reason '%s' is not aangifte, klacht or inzage",
+                   name != NULL ? name : "");
+}
+
+/* ---- records from replies ---- */
+
+static bool parse_recording(redisReply *const *e, bc_recording_meta *m)
+{
+    memset(m, 0, sizeof(*m));
+    int status = 0;
+    bool emergency = false;
+    bool ok = el_str(e[RF_REF], m->ref, sizeof(m->ref)) &&
+              el_str(e[RF_DEVICE], m->device, sizeof(m->device)) &&
+              el_str(e[RF_RECORDING_ID], m->recording_id, sizeof(m->recording_id)) &&
+              el_str(e[RF_OFFICER], m->officer, sizeof(m->officer)) &&
+              el_i64(e[RF_RECORDED_AT], &m->recorded_at) &&
+              el_i64(e[RF_DURATION_MS], &m->duration_ms) &&
+              el_i64(e[RF_WARNINGS], &m->warnings) && el_bool(e[RF_EMERGENCY], &emergency) &&
+              el_str(e[RF_KEY_ID], m->key_id, sizeof(m->key_id)) &&
+              el_str(e[RF_SHA256], m->sha256, sizeof(m->sha256)) &&
+              el_i64(e[RF_SIZE], &m->size) && el_i64(e[RF_COMMITTED_AT], &m->committed_at) &&
+              el_i64(e[RF_DELETE_AFTER], &m->delete_after) &&
+              name_index(e[RF_STATUS], rec_status_names, 3, &status) &&
+              el_i64(e[RF_PURGED_AT], &m->purged_at) &&
+              el_u64(e[RF_COMMIT_SEQ], &m->commit_audit_seq) &&
+              el_u64(e[RF_PURGE_SEQ], &m->purge_audit_seq) &&
+              el_i64(e[RF_COUNT], &m->active_holds);
+    m->emergency = emergency;
+    m->status = (bc_recording_status)status;
+    return ok;
+}
+
+static bool parse_hold(redisReply *const *e, bc_hold *h)
+{
+    memset(h, 0, sizeof(*h));
+    int reason = 0;
+    bool active = false;
+    bool ok = el_str(e[HF_ID], h->id, sizeof(h->id)) &&
+              el_str(e[HF_REF], h->ref, sizeof(h->ref)) &&
+              name_index(e[HF_REASON], reason_names, 3, &reason) &&
+              el_str(e[HF_CASE_REF], h->case_ref, sizeof(h->case_ref)) &&
+              el_str(e[HF_PLACED_BY], h->placed_by, sizeof(h->placed_by)) &&
+              el_i64(e[HF_PLACED_AT], &h->placed_at) &&
+              el_str(e[HF_NOTE], h->note, sizeof(h->note)) && el_bool(e[HF_ACTIVE], &active) &&
+              el_i64(e[HF_RELEASED_AT], &h->released_at) &&
+              el_str(e[HF_RELEASED_BY], h->released_by, sizeof(h->released_by)) &&
+              el_str(e[HF_RELEASE_NOTE], h->release_note, sizeof(h->release_note)) &&
+              el_str(e[HF_REQUEST_ID], h->request_id, sizeof(h->request_id));
+    h->reason = (bc_hold_reason)reason;
+    h->active = active;
+    return ok;
+}
+
+/* "a,b,c" into the request's cameras. */
+static bool parse_cameras(const redisReply *e, bc_access_request *q)
+{
+    char list[BC_REQUEST_CAMERAS_MAX * (BC_DEVICE_ID_MAX + 1) + 1];
+    if (!el_str(e, list, sizeof(list)))
+        return false;
+    q->camera_count = 0;
+    if (list[0] == '\0')
+        return true;
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        if (q->camera_count >= BC_REQUEST_CAMERAS_MAX || strlen(tok) > BC_DEVICE_ID_MAX)
+            return false;
+        snprintf(q->cameras[q->camera_count++], BC_DEVICE_ID_MAX + 1, "%s", tok);
+    }
+    return true;
+}
+
+static bool parse_request(redisReply *const *e, bc_access_request *q)
+{
+    memset(q, 0, sizeof(*q));
+    int status = 0;
+    bool extended = false;
+    bool alerted = false;
+    bool ok = el_str(e[QF_ID], q->id, sizeof(q->id)) &&
+              el_str(e[QF_REQUESTER], q->requester, sizeof(q->requester)) &&
+              el_str(e[QF_CONTACT], q->contact, sizeof(q->contact)) &&
+              el_i64(e[QF_WINDOW_FROM], &q->window_from) &&
+              el_i64(e[QF_WINDOW_TO], &q->window_to) &&
+              el_str(e[QF_PLACE], q->place, sizeof(q->place)) && parse_cameras(e[QF_CAMERAS], q) &&
+              el_str(e[QF_OFFICER], q->officer, sizeof(q->officer)) &&
+              el_i64(e[QF_REGISTERED_AT], &q->registered_at) &&
+              el_str(e[QF_REGISTERED_BY], q->registered_by, sizeof(q->registered_by)) &&
+              el_i64(e[QF_DEADLINE], &q->deadline) && el_bool(e[QF_EXTENDED], &extended) &&
+              el_str(e[QF_EXTENSION_REASON], q->extension_reason, sizeof(q->extension_reason)) &&
+              name_index(e[QF_STATUS], req_status_names, 2, &status) &&
+              el_i64(e[QF_CLOSED_AT], &q->closed_at) &&
+              el_str(e[QF_ANSWER], q->answer, sizeof(q->answer)) &&
+              el_bool(e[QF_OVERDUE_ALERTED], &alerted) && el_i64(e[QF_HELD], &q->held) &&
+              el_i64(e[QF_PURGED], &q->purged);
+    q->extended = extended;
+    q->overdue_alerted = alerted;
+    q->status = (bc_request_status)status;
+    return ok;
+}
+
+static bool parse_match(redisReply *const *e, bc_request_match *m)
+{
+    memset(m, 0, sizeof(*m));
+    int status = 0;
+    bool ok = el_str(e[0], m->ref, sizeof(m->ref)) &&
+              name_index(e[1], rec_status_names, 3, &status) &&
+              el_str(e[2], m->hold_id, sizeof(m->hold_id)) && el_i64(e[3], &m->recorded_at) &&
+              el_i64(e[4], &m->purged_at) && el_u64(e[5], &m->purge_audit_seq);
+    m->status = (bc_recording_status)status;
+    return ok;
+}
+
+/* ---- validation ---- */
+
+bc_status bc_ref_make(const char *device, const char *recording_id, char ref[BC_REF_MAX + 1])
+{
+    if (!bc_device_id_valid(device) || !bc_id_valid(recording_id))
+        return BC_ERR_INVAL;
+    snprintf(ref, BC_REF_MAX + 1, "%s/%s", device, recording_id);
+    return BC_OK;
+}
+
+bc_status bc_ref_split(const char *ref, char device[BC_DEVICE_ID_MAX + 1],
+                       char recording_id[BC_ID_MAX + 1])
+{
+    if (ref == NULL)
+        return BC_ERR_INVAL;
+    const char *slash = strchr(ref, '/');
+    if (slash == NULL || (size_t)(slash - ref) > BC_DEVICE_ID_MAX ||
+        strlen(slash + 1) > BC_ID_MAX)
+        return BC_ERR_INVAL;
+    char dev[BC_DEVICE_ID_MAX + 1];
+    memcpy(dev, ref, (size_t)(slash - ref));
+    dev[slash - ref] = '\0';
+    if (!bc_device_id_valid(dev) || !bc_id_valid(slash + 1))
+        return BC_ERR_INVAL;
+    if (device != NULL)
+        snprintf(device, BC_DEVICE_ID_MAX + 1, "%s", dev);
+    if (recording_id != NULL)
+        snprintf(recording_id, BC_ID_MAX + 1, "%s", slash + 1);
+    return BC_OK;
+}
+
+bool bc_catalog_text_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t len = strlen(s);
+    if (len == 0 || len > BC_CATALOG_TEXT_MAX)
+        return false;
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        unsigned long cp = p[i];
+        int n = 1;
+        if (cp >= 0x80) {
+            size_t avail = len - i;
+            n = UTF8_getc(p + i, avail > 4 ? 4 : (int)avail, &cp);
+            if (n <= 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                return false;
+        }
+        /* C0, DEL and C1 controls: a note must not move a terminal's cursor */
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+            return false;
+        i += (size_t)n;
+    }
+    return true;
+}
+
+/* Optional free text: "" or valid text. */
+static bool text_opt_valid(const char *s)
+{
+    return s == NULL || s[0] == '\0' || bc_catalog_text_valid(s);
+}
+
+bool bc_catalog_case_valid(const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return false;
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '/' || c == ':' || c == '-';
+        if (!ok || n >= BC_CATALOG_CASE_MAX)
+            return false;
+    }
+    return true;
+}
+
+/* Hold and request ids: "H<n>" / "R<n>". */
+static bool catalog_id_valid(const char *id, char prefix)
+{
+    if (id == NULL || id[0] != prefix || id[1] == '\0' || strlen(id) > BC_CATALOG_ID_MAX)
+        return false;
+    for (const char *p = id + 1; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+    }
+    return true;
+}
+
+static bool sha256_hex_valid(const char *s)
+{
+    if (strlen(s) != BC_SHA256_HEX_LEN)
+        return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* ---- recordings ---- */
+
+static bc_status commit_check(bc_recording_meta *m, bc_error *err)
+{
+    char ref[BC_REF_MAX + 1];
+    if (bc_ref_make(m->device, m->recording_id, ref) != BC_OK)
+        return bc_fail(err, BC_ERR_INVAL, "recording '%s' of device '%s': an id is outside its "
+                       "alphabet", m->recording_id, m->device);
+    if (m->ref[0] != '\0' && strcmp(m->ref, ref) != 0)
+        return bc_fail(err, BC_ERR_INVAL, "recording ref '%s' is not '%s'", m->ref, ref);
+    if (!bc_id_valid(m->key_id) || !sha256_hex_valid(m->sha256))
+        return bc_fail(err, BC_ERR_INVAL, "recording %s: bad key id or SHA-256", ref);
+    if (m->warnings < 0 || m->warnings > 2 || m->duration_ms < 0 || m->size < 0 ||
+        m->recorded_at < 0 || m->committed_at < 0 || m->delete_after < m->recorded_at)
+        return bc_fail(err, BC_ERR_INVAL, "recording %s: a number is out of range", ref);
+    snprintf(m->ref, sizeof(m->ref), "%s", ref);
+    return BC_OK;
+}
+
+/* One field of a new record as the commit script takes it. */
+static void commit_arg(args *a, const bc_recording_meta *m, int field)
+{
+    switch (field) {
+    case RF_REF: args_str(a, m->ref); break;
+    case RF_DEVICE: args_str(a, m->device); break;
+    case RF_RECORDING_ID: args_str(a, m->recording_id); break;
+    case RF_RECORDED_AT: args_int(a, m->recorded_at); break;
+    case RF_DURATION_MS: args_int(a, m->duration_ms); break;
+    case RF_WARNINGS: args_int(a, m->warnings); break;
+    case RF_EMERGENCY: args_str(a, m->emergency ? "1" : "0"); break;
+    case RF_KEY_ID: args_str(a, m->key_id); break;
+    case RF_SHA256: args_str(a, m->sha256); break;
+    case RF_SIZE: args_int(a, m->size); break;
+    case RF_COMMITTED_AT: args_int(a, m->committed_at); break;
+    case RF_DELETE_AFTER: args_int(a, m->delete_after); break;
+    case RF_STATUS: args_str(a, "committed"); break;
+    default: args_str(a, field == RF_OFFICER ? "" : "0"); break; /* set by the script, or 0 */
+    }
+}
+
+/* The record in rec_fields order, then now_ms. */
+static void commit_args(args *a, const bc_recording_meta *m, int64_t now_ms)
+{
+    for (int f = 0; f < RF_COUNT; f++)
+        commit_arg(a, m, f);
+    args_int(a, now_ms);
+}
+
+#define COMMIT_ARGS (RF_COUNT + 1)
+
+static bc_status commit_parse(const redisReply *rep, bc_recording_meta *m, bool *created,
+                              bc_catalog_hold_ref *holds, size_t holds_cap, size_t *hold_count,
+                              bc_error *err)
+{
+    verdict v = V_OK;
+    bc_status st = reply_verdict(rep, S_COMMIT, 2 + REC_STRIDE + 1, &v, err);
+    if (st != BC_OK)
+        return st;
+    size_t n = 0;
+    int64_t made = 0;
+    if (v != V_OK || !el_i64(rep->element[1], &made) ||
+        !parse_recording(rep->element + 2, m) || !el_count(rep, 2 + REC_STRIDE, 2, &n))
+        return parse_fail(S_COMMIT, err);
+    if (created != NULL)
+        *created = made == 1;
+    size_t kept = 0;
+    for (size_t i = 0; i < n && holds != NULL && kept < holds_cap; i++) {
+        redisReply *const *e = rep->element + 2 + REC_STRIDE + 1 + 2 * i;
+        bc_catalog_hold_ref *h = &holds[kept];
+        memset(h, 0, sizeof(*h));
+        if (!el_str(e[0], h->hold_id, sizeof(h->hold_id)) ||
+            !el_str(e[1], h->request_id, sizeof(h->request_id)))
+            return parse_fail(S_COMMIT, err);
+        snprintf(h->ref, sizeof(h->ref), "%s", m->ref);
+        kept++;
+    }
+    if (hold_count != NULL)
+        *hold_count = kept;
+    return BC_OK;
+}
+
+bc_status bc_catalog_commit(bc_redis *r, bc_recording_meta *m, int64_t now_ms, bool *created,
+                            bc_catalog_hold_ref *holds, size_t holds_cap, size_t *hold_count,
+                            bc_error *err)
+{
+    if (hold_count != NULL)
+        *hold_count = 0;
+    bc_status st = commit_check(m, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    redisReply *rep = NULL;
+    st = args_init(&a, COMMIT_ARGS, err);
+    if (st != BC_OK)
+        goto cleanup;
+    commit_args(&a, m, now_ms);
+    st = script_run(r, S_COMMIT, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    st = commit_parse(rep, m, created, holds, holds_cap, hold_count, err);
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_commit_append(bc_redis *r, bc_recording_meta *m, int64_t now_ms,
+                                   bc_error *err)
+{
+    bc_status st = commit_check(m, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    st = args_init(&a, COMMIT_ARGS, err);
+    if (st != BC_OK)
+        goto cleanup;
+    commit_args(&a, m, now_ms);
+    st = args_head(S_COMMIT, &a, err);
+    if (st != BC_OK)
+        goto cleanup;
+    st = bc_redis_append(r, (int)(ARG_HEAD + a.n), a.v, a.len, err);
+cleanup:
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_commit_reply(bc_redis *r, bc_recording_meta *m, bool *created,
+                                  bc_catalog_hold_ref *holds, size_t holds_cap,
+                                  size_t *hold_count, bc_error *err)
+{
+    if (hold_count != NULL)
+        *hold_count = 0;
+    redisReply *rep = NULL;
+    bc_status st = bc_redis_reply(r, &rep, err);
+    if (st != BC_OK)
+        return st;
+    st = commit_parse(rep, m, created, holds, holds_cap, hold_count, err);
+    freeReplyObject(rep);
+    return st;
+}
+
+/* Runs a script whose only answers are 'ok' and 'not_found'. */
+static bc_status run_simple(bc_redis *r, script_id id, args *a, const char *what,
+                            bc_error *err)
+{
+    redisReply *rep = NULL;
+    bc_status st = script_run(r, id, a, &rep, err);
+    if (st != BC_OK)
+        return st;
+    verdict v = V_OK;
+    st = reply_verdict(rep, id, 1, &v, err);
+    if (st == BC_OK && v == V_NOT_FOUND)
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "%s does not exist", what);
+    else if (st == BC_OK && v != V_OK)
+        st = parse_fail(id, err);
+    freeReplyObject(rep);
+    return st;
+}
+
+bc_status bc_catalog_commit_audited(bc_redis *r, const char *ref, uint64_t seq, bc_error *err)
+{
+    if (bc_ref_split(ref, NULL, NULL) != BC_OK)
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref", ref ? ref : "");
+    args a;
+    bc_status st = args_init(&a, 2, err);
+    if (st == BC_OK) {
+        args_str(&a, ref);
+        args_u64(&a, seq);
+        char what[BC_REF_MAX + 16];
+        snprintf(what, sizeof(what), "recording %s", ref);
+        st = run_simple(r, S_COMMIT_AUDITED, &a, what, err);
+    }
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_unaudited(bc_redis *r, bc_catalog_ref_fn fn, void *userdata, bc_error *err)
+{
+    const char *argv[] = {"SMEMBERS", "bodycam:recordings:unaudited"};
+    redisReply *rep = NULL;
+    bc_status st = bc_redis_command(r, 2, argv, NULL, &rep, err);
+    if (st != BC_OK)
+        return st;
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        st = bc_fail(err, BC_ERR_PARSE, "SMEMBERS of the unaudited set answered no array");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < rep->elements; i++) {
+        char ref[BC_REF_MAX + 1];
+        if (!el_str(rep->element[i], ref, sizeof(ref))) {
+            st = bc_fail(err, BC_ERR_PARSE, "the unaudited set holds a member that is no ref");
+            goto cleanup;
+        }
+        if (!fn(ref, userdata))
+            break;
+    }
+cleanup:
+    freeReplyObject(rep);
+    return st;
+}
+
+bc_status bc_catalog_recording_get(bc_redis *r, const char *ref, bc_recording_meta *out,
+                                   bc_error *err)
+{
+    if (bc_ref_split(ref, NULL, NULL) != BC_OK)
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref", ref ? ref : "");
+    args a;
+    redisReply *rep = NULL;
+    bc_status st = args_init(&a, 1, err);
+    if (st != BC_OK)
+        goto cleanup;
+    args_str(&a, ref);
+    st = script_run(r, S_REC_GET, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    verdict v = V_OK;
+    st = reply_verdict(rep, S_REC_GET, 1 + REC_STRIDE, &v, err);
+    if (st != BC_OK)
+        goto cleanup;
+    if (v == V_NOT_FOUND)
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "recording %s does not exist", ref);
+    else if (v != V_OK || !parse_recording(rep->element + 1, out))
+        st = parse_fail(S_REC_GET, err);
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+#define LIST_PAGE 500 /* index entries a list script reads per call */
+
+/* One page of a list: {'ok', more, item * k} with items of stride fields.
+ * *more is true when the next page may hold more. */
+static bc_status page_check(const redisReply *rep, script_id id, size_t stride, bool *more,
+                            size_t *items, bc_error *err)
+{
+    verdict v = V_OK;
+    bc_status st = reply_verdict(rep, id, 2, &v, err);
+    if (st != BC_OK)
+        return st;
+    int64_t m = 0;
+    if (v != V_OK || !el_i64(rep->element[1], &m) || (rep->elements - 2) % stride != 0)
+        return parse_fail(id, err);
+    *more = m == 1;
+    *items = (rep->elements - 2) / stride;
+    return BC_OK;
+}
+
+static bc_status list_args(args *a, const bc_recording_filter *f, size_t offset, bc_error *err)
+{
+    if (f->device != NULL && !bc_device_id_valid(f->device))
+        return bc_fail(err, BC_ERR_INVAL, "device '%s' is not a device id", f->device);
+    if (f->officer != NULL && !bc_id_valid(f->officer))
+        return bc_fail(err, BC_ERR_INVAL, "officer '%s' is not an officer id", f->officer);
+    if (f->status < -1 || f->status > BC_REC_PURGED)
+        return bc_fail(err, BC_ERR_INVAL, "recording status %d does not exist", f->status);
+    args_str(a, f->device);
+    args_str(a, f->officer);
+    args_int(a, f->from);
+    if (f->to == 0)
+        args_str(a, "+inf");
+    else
+        args_int(a, f->to);
+    args_str(a, f->status < 0 ? "" : bc_recording_status_name((bc_recording_status)f->status));
+    args_str(a, f->held_only ? "1" : "0");
+    args_int(a, (int64_t)offset);
+    args_int(a, LIST_PAGE);
+    return BC_OK;
+}
+
+bc_status bc_catalog_recordings_list(bc_redis *r, const bc_recording_filter *f,
+                                     bc_catalog_recording_fn fn, void *userdata, bc_error *err)
+{
+    size_t offset = 0;
+    size_t seen = 0;
+    bool more = true;
+    bc_status st = BC_OK;
+    while (more && st == BC_OK) {
+        args a;
+        redisReply *rep = NULL;
+        size_t items = 0;
+        bool go_on = true;
+        st = args_init(&a, 8, err);
+        if (st == BC_OK)
+            st = list_args(&a, f, offset, err);
+        if (st == BC_OK)
+            st = script_run(r, S_REC_LIST, &a, &rep, err);
+        if (st == BC_OK)
+            st = page_check(rep, S_REC_LIST, REC_STRIDE, &more, &items, err);
+        for (size_t i = 0; st == BC_OK && go_on && i < items; i++) {
+            bc_recording_meta m;
+            if (!parse_recording(rep->element + 2 + i * REC_STRIDE, &m))
+                st = parse_fail(S_REC_LIST, err);
+            else
+                go_on = fn(&m, userdata) && (f->limit == 0 || ++seen < f->limit);
+        }
+        more = more && go_on;
+        offset += LIST_PAGE;
+        if (rep != NULL)
+            freeReplyObject(rep);
+        args_free(&a);
+    }
+    return st;
+}
+
+/* ---- purge ---- */
+
+/* count records of REC_STRIDE after {'ok', count}, into out[cap]. */
+static bc_status records_parse(const redisReply *rep, script_id id, bc_recording_meta *out,
+                               size_t cap, size_t *count, bc_error *err)
+{
+    verdict v = V_OK;
+    bc_status st = reply_verdict(rep, id, 2, &v, err);
+    if (st != BC_OK)
+        return st;
+    size_t n = 0;
+    if (v != V_OK || !el_count(rep, 1, REC_STRIDE, &n) || n > cap ||
+        rep->elements != 2 + n * REC_STRIDE)
+        return parse_fail(id, err);
+    for (size_t i = 0; i < n; i++) {
+        if (!parse_recording(rep->element + 2 + i * REC_STRIDE, &out[i]))
+            return parse_fail(id, err);
+    }
+    *count = n;
+    return BC_OK;
+}
+
+bc_status bc_catalog_purge_begin(bc_redis *r, int64_t now_ms, bc_recording_meta *out,
+                                 size_t limit, size_t *count, bc_error *err)
+{
+    *count = 0;
+    if (limit == 0)
+        return BC_OK;
+    args a;
+    redisReply *rep = NULL;
+    bc_status st = args_init(&a, 2, err);
+    if (st != BC_OK)
+        goto cleanup;
+    args_int(&a, now_ms);
+    args_int(&a, (int64_t)limit);
+    st = script_run(r, S_PURGE_BEGIN, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    st = records_parse(rep, S_PURGE_BEGIN, out, limit, count, err);
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_purging(bc_redis *r, bc_catalog_recording_fn fn, void *userdata,
+                             bc_error *err)
+{
+    args a;
+    redisReply *rep = NULL;
+    bc_recording_meta *recs = NULL;
+    bc_status st = args_init(&a, 0, err);
+    if (st != BC_OK)
+        goto cleanup;
+    st = script_run(r, S_PURGING, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements / REC_STRIDE + 1 : 1;
+    recs = calloc(n, sizeof(*recs));
+    if (recs == NULL) {
+        st = bc_fail(err, BC_ERR_NOMEM, "no memory for %zu purging recordings", n);
+        goto cleanup;
+    }
+    size_t count = 0;
+    st = records_parse(rep, S_PURGING, recs, n, &count, err);
+    for (size_t i = 0; st == BC_OK && i < count; i++) {
+        if (!fn(&recs[i], userdata))
+            break;
+    }
+cleanup:
+    free(recs);
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+static bc_status refs_check(const char *const *refs, size_t count, bc_error *err)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (bc_ref_split(refs[i], NULL, NULL) != BC_OK)
+            return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref",
+                           refs[i] ? refs[i] : "");
+    }
+    return BC_OK;
+}
+
+bc_status bc_catalog_purge_audited(bc_redis *r, const char *const *refs, const uint64_t *seqs,
+                                   size_t count, bc_error *err)
+{
+    if (count == 0)
+        return BC_OK;
+    bc_status st = refs_check(refs, count, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    st = args_init(&a, 2 * count, err);
+    if (st == BC_OK) {
+        for (size_t i = 0; i < count; i++) {
+            args_str(&a, refs[i]);
+            args_u64(&a, seqs[i]);
+        }
+        st = run_simple(r, S_PURGE_AUDITED, &a, "a recording", err);
+    }
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_purge_done(bc_redis *r, const char *const *refs, size_t count,
+                                int64_t now_ms, int64_t tombstone_days, bc_error *err)
+{
+    if (tombstone_days < 0 || tombstone_days > 36500)
+        return bc_fail(err, BC_ERR_INVAL, "tombstone days %lld out of 0..36500",
+                       (long long)tombstone_days);
+    if (count == 0)
+        return BC_OK;
+    bc_status st = refs_check(refs, count, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    st = args_init(&a, 3 + count, err);
+    if (st == BC_OK) {
+        args_int(&a, now_ms);
+        args_int(&a, tombstone_days * 86400);
+        args_int(&a, now_ms + tombstone_days * BC_CATALOG_DAY_MS);
+        for (size_t i = 0; i < count; i++)
+            args_str(&a, refs[i]);
+        st = run_simple(r, S_PURGE_DONE, &a, "a recording", err);
+    }
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_tombstones_sweep(bc_redis *r, size_t limit, size_t *removed, bc_error *err)
+{
+    *removed = 0;
+    if (limit == 0)
+        return BC_OK;
+    args a;
+    redisReply *rep = NULL;
+    bc_status st = args_init(&a, 1, err);
+    if (st != BC_OK)
+        goto cleanup;
+    args_int(&a, (int64_t)limit);
+    st = script_run(r, S_TOMB_SWEEP, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    verdict v = V_OK;
+    st = reply_verdict(rep, S_TOMB_SWEEP, 2, &v, err);
+    int64_t n = 0;
+    if (st == BC_OK && (v != V_OK || !el_i64(rep->element[1], &n) || n < 0))
+        st = parse_fail(S_TOMB_SWEEP, err);
+    if (st == BC_OK)
+        *removed = (size_t)n;
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+/* ---- holds ---- */
+
+/* {'state', code, ms} of a recording that is not committed. */
+static bc_status recording_state_fail(const redisReply *rep, const char *ref, bc_error *err)
+{
+    int64_t at = 0;
+    char when[32];
+    if (el_is(rep->element[1], "purged") && el_i64(rep->element[2], &at)) {
+        iso_time(at, when);
+        return bc_fail(err, BC_ERR_STATE, "recording %s was purged at %s", ref, when);
+    }
+    if (el_is(rep->element[1], "purging"))
+        return bc_fail(err, BC_ERR_STATE, "recording %s is being purged (its deadline passed)",
+                       ref);
+    return bc_fail(err, BC_ERR_STATE, "recording %s is not committed", ref);
+}
+
+bc_status bc_catalog_hold_place(bc_redis *r, const char *ref, bc_hold_reason reason,
+                                const char *case_ref, const char *placed_by, const char *note,
+                                int64_t now_ms, bc_hold *out, bool *created, bc_error *err)
+{
+    if (bc_ref_split(ref, NULL, NULL) != BC_OK)
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref", ref ? ref : "");
+    if (reason == BC_HOLD_INZAGE)
+        return bc_fail(err, BC_ERR_INVAL, "inzage holds come from access requests: register "
+                       "one instead");
+    if (reason != BC_HOLD_AANGIFTE && reason != BC_HOLD_KLACHT)
+        return bc_fail(err, BC_ERR_INVAL, "hold reason %d does not exist", (int)reason);
+    if (!bc_catalog_case_valid(case_ref))
+        return bc_fail(err, BC_ERR_INVAL, "case reference '%s' is not [A-Za-z0-9_./:-]{1,64}",
+                       case_ref ? case_ref : "");
+    if (!bc_catalog_text_valid(placed_by) || !text_opt_valid(note))
+        return bc_fail(err, BC_ERR_INVAL, "hold on %s: placed_by or note is not valid text", ref);
+    args a;
+    redisReply *rep = NULL;
+    bc_status st = args_init(&a, 6, err);
+    if (st != BC_OK)
+        goto cleanup;
+    args_str(&a, ref);
+    args_str(&a, bc_hold_reason_name(reason));
+    args_str(&a, case_ref);
+    args_str(&a, placed_by);
+    args_str(&a, note);
+    args_int(&a, now_ms);
+    st = script_run(r, S_HOLD_PLACE, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    verdict v = V_OK;
+    st = reply_verdict(rep, S_HOLD_PLACE, 2 + HF_COUNT, &v, err);
+    if (st != BC_OK)
+        goto cleanup;
+    int64_t made = 0;
+    if (v == V_NOT_FOUND)
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "recording %s does not exist", ref);
+    else if (v == V_STATE)
+        st = recording_state_fail(rep, ref, err);
+    else if (v != V_OK || !el_i64(rep->element[1], &made) || !parse_hold(rep->element + 2, out))
+        st = parse_fail(S_HOLD_PLACE, err);
+    else if (created != NULL)
+        *created = made == 1;
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+static bc_status release_state_fail(const redisReply *rep, const char *id, bc_error *err)
+{
+    int64_t at = 0;
+    char when[32];
+    char rid[BC_CATALOG_ID_MAX + 1];
+    if (el_is(rep->element[1], "released") && el_i64(rep->element[2], &at)) {
+        iso_time(at, when);
+        return bc_fail(err, BC_ERR_STATE, "hold %s was released at %s", id, when);
+    }
+    if (el_is(rep->element[1], "request") && el_str(rep->element[2], rid, sizeof(rid)))
+        return bc_fail(err, BC_ERR_STATE, "hold %s belongs to open access request %s: closing "
+                       "the request releases it", id, rid);
+    return parse_fail(S_HOLD_RELEASE, err);
+}
+
+bc_status bc_catalog_hold_release(bc_redis *r, const char *hold_id, const char *released_by,
+                                  const char *note, int64_t now_ms, bc_hold *out, bc_error *err)
+{
+    if (!catalog_id_valid(hold_id, 'H'))
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a hold id", hold_id ? hold_id : "");
+    if (!bc_catalog_text_valid(released_by) || !text_opt_valid(note))
+        return bc_fail(err, BC_ERR_INVAL, "release of %s: released_by or note is not valid text",
+                       hold_id);
+    args a;
+    redisReply *rep = NULL;
+    bc_status st = args_init(&a, 4, err);
+    if (st != BC_OK)
+        goto cleanup;
+    args_str(&a, hold_id);
+    args_str(&a, released_by);
+    args_str(&a, note);
+    args_int(&a, now_ms);
+    st = script_run(r, S_HOLD_RELEASE, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    verdict v = V_OK;
+    st = reply_verdict(rep, S_HOLD_RELEASE, 1 + HF_COUNT, &v, err);
+    if (st != BC_OK)
+        goto cleanup;
+    if (v == V_NOT_FOUND)
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "hold %s does not exist", hold_id);
+    else if (v == V_STATE)
+        st = release_state_fail(rep, hold_id, err);
+    else if (v != V_OK || !parse_hold(rep->element + 1, out))
+        st = parse_fail(S_HOLD_RELEASE, err);
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_hold_get(bc_redis *r, const char *hold_id, bc_hold *out, bc_error *err)
+{
+    if (!catalog_id_valid(hold_id, 'H'))
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a hold id", hold_id ? hold_id : "");
+    args a;
+    redisReply *rep = NULL;
+    bc_status st = args_init(&a, 1, err);
+    if (st != BC_OK)
+        goto cleanup;
+    args_str(&a, hold_id);
+    st = script_run(r, S_HOLD_GET, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    verdict v = V_OK;
+    st = reply_verdict(rep, S_HOLD_GET, 1 + HF_COUNT, &v, err);
+    if (st != BC_OK)
+        goto cleanup;
+    if (v == V_NOT_FOUND)
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "hold %s does not exist", hold_id);
+    else if (v != V_OK || !parse_hold(rep->element + 1, out))
+        st = parse_fail(S_HOLD_GET, err);
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_holds_list(bc_redis *r, const bc_hold_filter *f, bc_catalog_hold_fn fn,
+                                void *userdata, bc_error *err)
+{
+    if (f->ref != NULL && bc_ref_split(f->ref, NULL, NULL) != BC_OK)
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref", f->ref);
+    if (f->case_ref != NULL && !bc_catalog_case_valid(f->case_ref))
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a case reference", f->case_ref);
+    size_t offset = 0;
+    bool more = true;
+    bc_status st = BC_OK;
+    while (more && st == BC_OK) {
+        args a;
+        redisReply *rep = NULL;
+        size_t items = 0;
+        bool go_on = true;
+        st = args_init(&a, 5, err);
+        if (st == BC_OK) {
+            args_str(&a, f->ref);
+            args_str(&a, f->case_ref);
+            args_str(&a, f->active_only ? "1" : "0");
+            args_int(&a, (int64_t)offset);
+            args_int(&a, LIST_PAGE);
+            st = script_run(r, S_HOLDS_LIST, &a, &rep, err);
+        }
+        if (st == BC_OK)
+            st = page_check(rep, S_HOLDS_LIST, HF_COUNT, &more, &items, err);
+        for (size_t i = 0; st == BC_OK && go_on && i < items; i++) {
+            bc_hold h;
+            if (!parse_hold(rep->element + 2 + i * HF_COUNT, &h))
+                st = parse_fail(S_HOLDS_LIST, err);
+            else
+                go_on = fn(&h, userdata);
+        }
+        more = more && go_on;
+        offset += LIST_PAGE;
+        if (rep != NULL)
+            freeReplyObject(rep);
+        args_free(&a);
+    }
+    return st;
+}
+
+/* ---- access requests ---- */
+
+static bc_status request_check(const bc_access_request *q, int64_t now_ms, bc_error *err)
+{
+    if (!bc_catalog_text_valid(q->requester) || !text_opt_valid(q->contact) ||
+        !text_opt_valid(q->place) || !bc_catalog_text_valid(q->registered_by))
+        return bc_fail(err, BC_ERR_INVAL, "access request: requester, contact, place or "
+                       "registered_by is not valid text");
+    if (q->window_from < 0 || q->window_from >= q->window_to)
+        return bc_fail(err, BC_ERR_INVAL, "access request: the window must start before it ends");
+    if (q->officer[0] != '\0' && !bc_id_valid(q->officer))
+        return bc_fail(err, BC_ERR_INVAL, "access request: officer '%s' is not an officer id",
+                       q->officer);
+    if (q->camera_count > BC_REQUEST_CAMERAS_MAX)
+        return bc_fail(err, BC_ERR_INVAL, "access request: more than %d cameras",
+                       BC_REQUEST_CAMERAS_MAX);
+    for (size_t i = 0; i < q->camera_count; i++) {
+        if (!bc_device_id_valid(q->cameras[i]))
+            return bc_fail(err, BC_ERR_INVAL, "access request: camera '%s' is not a device id",
+                           q->cameras[i]);
+    }
+    if (q->deadline <= now_ms)
+        return bc_fail(err, BC_ERR_INVAL, "access request: the deadline is not in the future");
+    return BC_OK;
+}
+
+static void cameras_join(const bc_access_request *q, char *out, size_t cap)
+{
+    size_t pos = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < q->camera_count; i++) {
+        int n = snprintf(out + pos, cap - pos, "%s%s", i > 0 ? "," : "", q->cameras[i]);
+        if (n < 0 || (size_t)n >= cap - pos)
+            return; /* cannot happen: cap holds BC_REQUEST_CAMERAS_MAX ids */
+        pos += (size_t)n;
+    }
+}
+
+static bc_status matches_deliver(const redisReply *rep, size_t at, script_id id,
+                                 bc_catalog_match_fn fn, void *userdata, bc_error *err)
+{
+    size_t n = 0;
+    if (!el_count(rep, at, MATCH_STRIDE, &n) || rep->elements != at + 1 + n * MATCH_STRIDE)
+        return parse_fail(id, err);
+    bool go_on = fn != NULL;
+    for (size_t i = 0; i < n; i++) {
+        bc_request_match m;
+        if (!parse_match(rep->element + at + 1 + i * MATCH_STRIDE, &m))
+            return parse_fail(id, err);
+        if (go_on)
+            go_on = fn(&m, userdata);
+    }
+    return BC_OK;
+}
+
+bc_status bc_catalog_request_register(bc_redis *r, bc_access_request *req, int64_t now_ms,
+                                      bc_catalog_match_fn fn, void *userdata, bc_error *err)
+{
+    bc_status st = request_check(req, now_ms, err);
+    if (st != BC_OK)
+        return st;
+    char cameras[BC_REQUEST_CAMERAS_MAX * (BC_DEVICE_ID_MAX + 1) + 1];
+    cameras_join(req, cameras, sizeof(cameras));
+    args a;
+    redisReply *rep = NULL;
+    st = args_init(&a, 10, err);
+    if (st != BC_OK)
+        goto cleanup;
+    args_str(&a, req->requester);
+    args_str(&a, req->contact);
+    args_int(&a, req->window_from);
+    args_int(&a, req->window_to);
+    args_str(&a, req->place);
+    args_str(&a, cameras);
+    args_str(&a, req->officer);
+    args_str(&a, req->registered_by);
+    args_int(&a, req->deadline);
+    args_int(&a, now_ms);
+    st = script_run(r, S_REQ_REGISTER, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    verdict v = V_OK;
+    st = reply_verdict(rep, S_REQ_REGISTER, 2 + QF_COUNT, &v, err);
+    if (st != BC_OK)
+        goto cleanup;
+    if (v != V_OK || !parse_request(rep->element + 1, req)) {
+        st = parse_fail(S_REQ_REGISTER, err);
+        goto cleanup;
+    }
+    st = matches_deliver(rep, 1 + QF_COUNT, S_REQ_REGISTER, fn, userdata, err);
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+/* A script answering {'ok', request} for one request id. */
+static bc_status request_one(bc_redis *r, script_id id, args *a, const char *rid,
+                             bc_access_request *out, bc_error *err)
+{
+    redisReply *rep = NULL;
+    bc_status st = script_run(r, id, a, &rep, err);
+    if (st != BC_OK)
+        return st;
+    verdict v = V_OK;
+    int64_t at = 0;
+    char when[32];
+    st = reply_verdict(rep, id, 1 + QF_COUNT, &v, err);
+    if (st != BC_OK)
+        goto cleanup;
+    if (v == V_NOT_FOUND) {
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "access request %s does not exist", rid);
+    } else if (v == V_STATE && el_i64(rep->element[2], &at)) {
+        iso_time(at, when);
+        st = el_is(rep->element[1], "closed")
+                 ? bc_fail(err, BC_ERR_STATE, "access request %s was closed at %s", rid, when)
+                 : bc_fail(err, BC_ERR_STATE, "access request %s was extended already (to %s)",
+                           rid, when);
+    } else if (v == V_INVAL && el_i64(rep->element[2], &at)) {
+        iso_time(at, when);
+        st = bc_fail(err, BC_ERR_INVAL, "access request %s: the new deadline is not after %s",
+                     rid, when);
+    } else if (v != V_OK || out == NULL || !parse_request(rep->element + 1, out)) {
+        st = parse_fail(id, err);
+    }
+cleanup:
+    freeReplyObject(rep);
+    return st;
+}
+
+static bc_status request_id_check(const char *id, bc_error *err)
+{
+    if (!catalog_id_valid(id, 'R'))
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not an access request id", id ? id : "");
+    return BC_OK;
+}
+
+bc_status bc_catalog_request_get(bc_redis *r, const char *id, bc_access_request *out,
+                                 bc_error *err)
+{
+    bc_status st = request_id_check(id, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    st = args_init(&a, 1, err);
+    if (st == BC_OK) {
+        args_str(&a, id);
+        st = request_one(r, S_REQ_GET, &a, id, out, err);
+    }
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_request_matches(bc_redis *r, const char *id, bc_catalog_match_fn fn,
+                                     void *userdata, bc_error *err)
+{
+    bc_status st = request_id_check(id, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    redisReply *rep = NULL;
+    st = args_init(&a, 1, err);
+    if (st != BC_OK)
+        goto cleanup;
+    args_str(&a, id);
+    st = script_run(r, S_REQ_MATCHES, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    verdict v = V_OK;
+    st = reply_verdict(rep, S_REQ_MATCHES, 2, &v, err);
+    if (st != BC_OK)
+        goto cleanup;
+    if (v == V_NOT_FOUND)
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "access request %s does not exist", id);
+    else if (v != V_OK)
+        st = parse_fail(S_REQ_MATCHES, err);
+    else
+        st = matches_deliver(rep, 1, S_REQ_MATCHES, fn, userdata, err);
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_request_extend(bc_redis *r, const char *id, int64_t new_deadline,
+                                    const char *reason, const char *by, int64_t now_ms,
+                                    bc_access_request *out, bc_error *err)
+{
+    bc_status st = request_id_check(id, err);
+    if (st != BC_OK)
+        return st;
+    if (!bc_catalog_text_valid(reason) || !bc_catalog_text_valid(by))
+        return bc_fail(err, BC_ERR_INVAL, "extension of %s: reason or by is not valid text", id);
+    args a;
+    st = args_init(&a, 5, err);
+    if (st == BC_OK) {
+        args_str(&a, id);
+        args_int(&a, new_deadline);
+        args_str(&a, reason);
+        args_str(&a, by);
+        args_int(&a, now_ms);
+        bc_access_request scratch;
+        st = request_one(r, S_REQ_EXTEND, &a, id, out != NULL ? out : &scratch, err);
+    }
+    args_free(&a);
+    return st;
+}
+
+bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answer,
+                                   const char *by, int64_t now_ms, bc_catalog_hold_fn fn,
+                                   void *userdata, bc_error *err)
+{
+    bc_status st = request_id_check(id, err);
+    if (st != BC_OK)
+        return st;
+    if (!bc_catalog_text_valid(answer) || !bc_catalog_text_valid(by))
+        return bc_fail(err, BC_ERR_INVAL, "closing %s: answer or by is not valid text", id);
+    args a;
+    redisReply *rep = NULL;
+    st = args_init(&a, 4, err);
+    if (st != BC_OK)
+        goto cleanup;
+    args_str(&a, id);
+    args_str(&a, answer);
+    args_str(&a, by);
+    args_int(&a, now_ms);
+    st = script_run(r, S_REQ_CLOSE, &a, &rep, err);
+    if (st != BC_OK)
+        goto cleanup;
+    verdict v = V_OK;
+    st = reply_verdict(rep, S_REQ_CLOSE, 2, &v, err);
+    if (st != BC_OK)
+        goto cleanup;
+    int64_t at = 0;
+    char when[32];
+    size_t n = 0;
+    if (v == V_NOT_FOUND) {
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "access request %s does not exist", id);
+    } else if (v == V_STATE && el_i64(rep->element[2], &at)) {
+        iso_time(at, when);
+        st = bc_fail(err, BC_ERR_STATE, "access request %s was closed at %s", id, when);
+    } else if (v != V_OK || !el_count(rep, 1, HF_COUNT, &n) ||
+               rep->elements != 2 + n * HF_COUNT) {
+        st = parse_fail(S_REQ_CLOSE, err);
+    }
+    bool go_on = fn != NULL;
+    for (size_t i = 0; st == BC_OK && i < n; i++) {
+        bc_hold h;
+        if (!parse_hold(rep->element + 2 + i * HF_COUNT, &h))
+            st = parse_fail(S_REQ_CLOSE, err);
+        else if (go_on)
+            go_on = fn(&h, userdata);
+    }
+cleanup:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(&a);
+    return st;
+}
+
+/* Lists requests: all by pages, open ones, or those overdue at now_ms
+ * (overdue_at < 0: not that filter). */
+static bc_status requests_walk(bc_redis *r, bool open_only, int64_t overdue_at,
+                               bc_catalog_request_fn fn, void *userdata, bc_error *err)
+{
+    size_t offset = 0;
+    bool more = true;
+    bc_status st = BC_OK;
+    while (more && st == BC_OK) {
+        args a;
+        redisReply *rep = NULL;
+        size_t items = 0;
+        bool go_on = true;
+        st = args_init(&a, 4, err);
+        if (st == BC_OK) {
+            args_str(&a, open_only ? "1" : "0");
+            args_int(&a, (int64_t)offset);
+            args_int(&a, LIST_PAGE);
+            if (overdue_at >= 0)
+                args_int(&a, overdue_at);
+            else
+                args_str(&a, "");
+            st = script_run(r, S_REQ_LIST, &a, &rep, err);
+        }
+        if (st == BC_OK)
+            st = page_check(rep, S_REQ_LIST, QF_COUNT, &more, &items, err);
+        for (size_t i = 0; st == BC_OK && go_on && i < items; i++) {
+            bc_access_request q;
+            if (!parse_request(rep->element + 2 + i * QF_COUNT, &q))
+                st = parse_fail(S_REQ_LIST, err);
+            else
+                go_on = fn(&q, userdata);
+        }
+        more = more && go_on;
+        offset += LIST_PAGE;
+        if (rep != NULL)
+            freeReplyObject(rep);
+        args_free(&a);
+    }
+    return st;
+}
+
+bc_status bc_catalog_requests_list(bc_redis *r, bool open_only, bc_catalog_request_fn fn,
+                                   void *userdata, bc_error *err)
+{
+    return requests_walk(r, open_only, -1, fn, userdata, err);
+}
+
+bc_status bc_catalog_requests_overdue(bc_redis *r, int64_t now_ms, bc_catalog_request_fn fn,
+                                      void *userdata, bc_error *err)
+{
+    if (now_ms < 0)
+        return bc_fail(err, BC_ERR_INVAL, "a negative time cannot be overdue");
+    return requests_walk(r, true, now_ms, fn, userdata, err);
+}
+
+bc_status bc_catalog_request_mark_alerted(bc_redis *r, const char *id, bool alerted,
+                                          bc_error *err)
+{
+    bc_status st = request_id_check(id, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    st = args_init(&a, 2, err);
+    if (st == BC_OK) {
+        args_str(&a, id);
+        args_str(&a, alerted ? "1" : "0");
+        char what[BC_CATALOG_ID_MAX + 32];
+        snprintf(what, sizeof(what), "access request %s", id);
+        st = run_simple(r, S_REQ_ALERTED, &a, what, err);
+    }
+    args_free(&a);
+    return st;
+}
+
+/* ---- calendar ---- */
+
+/* Days since 1970-01-01 of a civil date, and back (proleptic Gregorian,
+ * eras of 400 years from March 1st, so February is the year's last month). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static int month_days(int64_t y, int m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+int64_t bc_catalog_add_months(int64_t ms, int months)
+{
+    int64_t days = ms / BC_CATALOG_DAY_MS;
+    int64_t rest = ms % BC_CATALOG_DAY_MS;
+    if (rest < 0) {
+        days--;
+        rest += BC_CATALOG_DAY_MS;
+    }
+    int64_t y = 0;
+    int m = 0;
+    int d = 0;
+    civil_from_days(days, &y, &m, &d);
+    int64_t index = y * 12 + (m - 1) + months;
+    int64_t ny = index >= 0 ? index / 12 : (index - 11) / 12;
+    int nm = (int)(index - ny * 12) + 1;
+    int last = month_days(ny, nm);
+    if (d > last)
+        d = last;
+    return days_from_civil(ny, nm, d) * BC_CATALOG_DAY_MS + rest;
+}

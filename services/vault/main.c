@@ -1,0 +1,131 @@
+/*
+ * main.c - bodycam-vault: the option table and the daemon skeleton.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/daemon.h"
+#include "proto/topic.h"
+#include "vault/vault.h"
+
+static vault v;
+
+#define STR(field) v.cfg.field, sizeof(v.cfg.field)
+#define INT(field) &v.cfg.field, 0
+
+static const bc_config_option options[] = {
+    {"instance", BC_CFG_STRING, 0, VAULT_INSTANCE_MAX, "1", STR(instance), NULL,
+     "this instance's name, fixed across restarts: stream consumer vault-<instance> (its "
+     "pending entries) and status key; [A-Za-z0-9_-]. Run one vault per vault_dir"},
+    {"redis_host", BC_CFG_STRING, 0, 0, "127.0.0.1", STR(redis_host), NULL, "Redis address"},
+    {"redis_port", BC_CFG_INT, 1, 65535, "6379", INT(redis_port), NULL, "Redis port"},
+    {"redis_timeout_ms", BC_CFG_INT, 10, 600000, "5000", INT(redis_timeout_ms), "ms",
+     "Redis connect and command timeout"},
+    {"backoff_min_ms", BC_CFG_INT, 1, 600000, "100", INT(backoff_min_ms), "ms",
+     "first Redis reconnection delay cap (full jitter)"},
+    {"backoff_max_ms", BC_CFG_INT, 1, 3600000, "10000", INT(backoff_max_ms), "ms",
+     "largest Redis reconnection delay cap"},
+    {"batch", BC_CFG_INT, 1, 10000, "64", INT(batch), NULL,
+     "upload stream entries read at once (each up to 64 KiB of recording)"},
+    {"block_ms", BC_CFG_INT, 10, 1000, "500", INT(block_ms), "ms",
+     "how long one read waits for new entries (also bounds the reaction to SIGTERM)"},
+    {"claim_idle_ms", BC_CFG_INT, 0, 86400000, "60000", INT(claim_idle_ms), "ms",
+     "take over entries another vault consumer left unacknowledged this long (0 = never)"},
+    {"claim_interval_ms", BC_CFG_INT, 1, 3600000, "10000", INT(claim_interval_ms), "ms",
+     "how often to look for such entries"},
+    {"retry_delay_ms", BC_CFG_INT, 0, 60000, "200", INT(retry_delay_ms), "ms",
+     "pause before an entry that failed is tried again"},
+    {"vault_dir", BC_CFG_STRING, 0, 0, NULL, STR(vault_dir), NULL,
+     "the vault's directory: staging/ (recordings arriving) and objects/ (committed "
+     "ciphertext); required"},
+    {"audit_dir", BC_CFG_STRING, 0, 0, "", STR(audit_dir), NULL,
+     "the audit log's directory (empty: <vault_dir>/audit); keep it on durable storage "
+     "and in the backups: it outlives the recordings"},
+    {"recording_key_dir", BC_CFG_STRING, 0, 0, NULL, STR(recording_key_dir), NULL,
+     "the recording private keys, one <key_id>.key (X25519 PEM) each; required"},
+    {"receipt_key_file", BC_CFG_STRING, 0, 0, NULL, STR(receipt_key_file), NULL,
+     "Ed25519 private key that signs vault receipts; required"},
+    {"command_key_file", BC_CFG_STRING, 0, 0, NULL, STR(command_key_file), NULL,
+     "Ed25519 private key that signs 'upload' commands (asking a camera to send again); "
+     "required"},
+    {"retention_days", BC_CFG_INT, 1, 3650, "28", INT(retention_days), "days",
+     "a recording is purged this long after it was recorded, unless held (policy: 28)"},
+    {"tombstone_days", BC_CFG_INT, 1, 36500, "400", INT(tombstone_days), "days",
+     "a purged recording's record is kept this long, so an access request for its period "
+     "can be answered with the purge's audit entry"},
+    {"audit_retention_days", BC_CFG_INT, BC_AUDIT_RETENTION_MIN_DAYS, 36500, "730",
+     INT(audit_retention_days), "days", "audit log files older than this are removed"},
+    {"receipt_ttl_s", BC_CFG_INT, 60, 86400, "3600", INT(receipt_ttl_s), "s",
+     "a receipt command expires after this (the camera asks again by re-sending its "
+     "manifest)"},
+    {"resend_after_s", BC_CFG_INT, 1, 86400, "30", INT(resend_after_s), "s",
+     "an incomplete upload without progress this long is asked for again"},
+    {"verify_attempts_max", BC_CFG_INT, 1, 100, "5", INT(verify_attempts_max), NULL,
+     "uploads of one recording that fail verification before the vault stops asking (the "
+     "camera keeps the recording; an operator looks)"},
+    {"scan_interval_ms", BC_CFG_INT, 100, 600000, "1000", INT(scan_interval_ms), "ms",
+     "how often the staging area is scanned for stalled or left-over uploads"},
+    {"purge_interval_s", BC_CFG_INT, 1, 86400, "60", INT(purge_interval_s), "s",
+     "how often the purge worker runs"},
+    {"purge_batch", BC_CFG_INT, 1, 10000, "1000", INT(purge_batch), NULL,
+     "recordings purged per audit batch (one fsync per batch)"},
+    {"request_scan_interval_s", BC_CFG_INT, 1, 86400, "60", INT(request_scan_interval_s), "s",
+     "how often access request deadlines are checked"},
+    {"staging_open_max", BC_CFG_INT, 1, 4096, "64", INT(staging_open_max), NULL,
+     "staged recordings kept open at once (file descriptors)"},
+    {"delete_processed", BC_CFG_BOOL, 0, 1, "true", INT(delete_processed), NULL,
+     "XDEL upload entries once staged durably (the recording bytes would otherwise stay in "
+     "Redis memory)"},
+    {"stats_interval_s", BC_CFG_INT, 1, 86400, "60", INT(stats_interval_s), "s",
+     "a statistics log line every this long"},
+    {"log_level", BC_CFG_STRING, 0, 0, "info", STR(log_level), NULL, "debug, info, warn or error"},
+};
+
+static bc_status check_dir(const char *option, const char *path, int mode, bc_error *err)
+{
+    if (access(path, mode) != 0)
+        return bc_fail(err, BC_ERR_INVAL, "option '%s': '%s' is not accessible", option, path);
+    return BC_OK;
+}
+
+static bc_status check(void *ctx, bc_error *err)
+{
+    const vault_config *c = &((vault *)ctx)->cfg;
+    if (!bc_id_valid(c->instance) || strlen(c->instance) > VAULT_INSTANCE_MAX)
+        return bc_fail(err, BC_ERR_INVAL, "option 'instance': '%s' is not [A-Za-z0-9_-]{1,32}",
+                       c->instance);
+    if (c->backoff_max_ms < c->backoff_min_ms)
+        return bc_fail(err, BC_ERR_INVAL, "option 'backoff_max_ms' is below 'backoff_min_ms'");
+    if (c->tombstone_days < c->retention_days)
+        return bc_fail(err, BC_ERR_INVAL,
+                       "option 'tombstone_days' is below 'retention_days': an access request "
+                       "could find neither the recording nor the proof of its purge");
+    bc_status st;
+    if ((st = check_dir("recording_key_dir", c->recording_key_dir, R_OK | X_OK, err)) != BC_OK ||
+        (st = check_dir("receipt_key_file", c->receipt_key_file, R_OK, err)) != BC_OK ||
+        (st = check_dir("command_key_file", c->command_key_file, R_OK, err)) != BC_OK)
+        return st;
+    return BC_OK;
+}
+
+static int run(void *ctx)
+{
+    return vault_run(ctx);
+}
+
+int main(int argc, char **argv)
+{
+    const bc_daemon_spec spec = {
+        .program = "bodycam-vault",
+        .summary = "Takes recordings over from docked cameras (verified, content-addressed, "
+                   "receipted), purges them after the retention unless held, tracks access "
+                   "requests and keeps the hash-chained audit log (services/vault/README.md).",
+        .options = options,
+        .option_count = sizeof(options) / sizeof(options[0]),
+        .check = check,
+        .run = run,
+        .ctx = &v,
+    };
+    return bc_daemon_main(&spec, argc, argv);
+}
