@@ -208,8 +208,8 @@ int main(int argc, char **argv)
     printf("| phase | records | wall s | per s | Redis script s |\n|---|---|---|---|---|\n");
     printf("| commit (pipelined, windows of %d) | %ld | %.2f | %.0f | %.2f |\n", WINDOW, n,
            commit_s, (double)n / commit_s, commit_server);
-    printf("| purge (begin + audited + done, batches of %ld) | %ld | %.2f | %.0f | %.2f |\n",
-           batch, purged, purge_s, (double)purged / purge_s, purge_server);
+    printf("| purge (begin + audited + done, batches of %ld) | %ld | %.2f | %.0f | %.2f |\n", batch,
+           purged, purge_s, (double)purged / purge_s, purge_server);
     printf("load average %.2f\n", load[0]);
     rc = purged == n ? 0 : 1;
     goto cleanup;

@@ -76,7 +76,7 @@ struct bc_camera {
     int64_t video_last_ms;
     bc_control *control;
     bc_link *link;
-    bc_timer sm_timer, video_timer, flush_timer, health_timer;
+    bc_timer sm_timer, video_timer, flush_timer, health_timer, upload_timer;
     int64_t started_mono_ms;
     uint64_t device_hash; /* seeds the simulations (noise, default video seed) */
     bool shutting_down;
@@ -440,6 +440,23 @@ static void uploader_follow(bc_camera *cam)
         log_warnx("%s: upload: %s", cam->cfg.device_id, err.text);
     if (!want && us.active && bc_uploader_pause(cam->uploader, &err) != BC_OK)
         note_error(cam, "upload pause: %s", err.text);
+}
+
+/* After a refused chunk the uploader holds for a backoff; this timer ends it. */
+static void arm_upload_timer(bc_camera *cam)
+{
+    int64_t hold = bc_uploader_hold_ms(cam->uploader);
+    if (hold <= 0 || bc_timer_active(&cam->upload_timer))
+        return;
+    if (bc_reactor_timer_start(cam->r, &cam->upload_timer, hold, 0) != BC_OK)
+        note_error(cam, "cannot start the upload timer");
+}
+
+static void on_upload_timer(bc_reactor *r, bc_timer *t, void *userdata)
+{
+    bc_camera *cam = userdata;
+    uploader_follow(cam);
+    arm_upload_timer(cam);
 }
 
 /* ---- inputs ---- */
@@ -929,8 +946,9 @@ static void link_published(bc_link *link, int mid, int reason, void *userdata)
     bc_error err;
     if (reason >= 128)
         log_warnx("%s: the broker refused message %d: reason %d", cam->cfg.device_id, mid, reason);
-    if (bc_uploader_on_published(cam->uploader, mid, &err) != BC_OK)
+    if (bc_uploader_on_published(cam->uploader, mid, reason, &err) != BC_OK)
         log_warnx("%s: upload: %s", cam->cfg.device_id, err.text);
+    arm_upload_timer(cam);
 }
 
 /* The link already wrote the ERROR line; the health reports carry it. */
@@ -1178,6 +1196,7 @@ bc_status bc_camera_open(bc_reactor *r, const bc_camera_config *cfg, int64_t fir
     bc_timer_init(&cam->video_timer, on_video_timer, cam);
     bc_timer_init(&cam->flush_timer, on_flush_timer, cam);
     bc_timer_init(&cam->health_timer, on_health_timer, cam);
+    bc_timer_init(&cam->upload_timer, on_upload_timer, cam);
     st = device_hash(cam->cfg.device_id, &cam->device_hash, err);
     if (st == BC_OK)
         st = make_data_dir(cam->cfg.data_dir, err);
@@ -1243,6 +1262,7 @@ void bc_camera_shutdown(bc_camera *cam)
     cam->control = NULL;
     bc_reactor_timer_stop(cam->r, &cam->video_timer);
     bc_reactor_timer_stop(cam->r, &cam->health_timer);
+    bc_reactor_timer_stop(cam->r, &cam->upload_timer);
     bc_reactor_timer_stop(cam->r, &cam->sm_timer);
     bc_error err;
     if (save_state(cam, &err) != BC_OK)
@@ -1265,6 +1285,7 @@ void bc_camera_free(bc_camera *cam)
     bc_reactor_timer_stop(cam->r, &cam->video_timer);
     bc_reactor_timer_stop(cam->r, &cam->flush_timer);
     bc_reactor_timer_stop(cam->r, &cam->health_timer);
+    bc_reactor_timer_stop(cam->r, &cam->upload_timer);
     if (cam->video_fd >= 0)
         (void)bc_reactor_remove_fd(cam->r, cam->video_fd);
     bc_commands_free(cam->commands);

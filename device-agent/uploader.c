@@ -46,6 +46,10 @@
 #include "proto/sign.h"
 
 #define STATE_MAX 1024
+#define HOLD_MIN_MS 250    /* first pause after a refused chunk */
+#define HOLD_MAX_MS 30000  /* longest pause */
+#define PUBACK_NO_SUBSCRIBERS 0x10
+#define PUBACK_FAILURE 0x80
 
 typedef struct flight {
     int mid;
@@ -87,7 +91,10 @@ struct bc_uploader {
     char saved_id[BC_ID_MAX + 1]; /* what upload.json names */
     uint8_t *buf;                 /* one chunk */
 
-    uint64_t chunks_published, bytes_acked, receipts_accepted, receipts_refused;
+    int64_t hold_until_ms; /* monotonic: no sending before (after a refused chunk) */
+    unsigned refusals;     /* consecutive refusals: the backoff exponent */
+
+    uint64_t chunks_published, bytes_acked, receipts_accepted, receipts_refused, chunks_refused;
     bc_error last_error;
 };
 
@@ -407,7 +414,7 @@ static void pump_fail(bc_uploader *up, bc_status rc, const bc_error *e, bc_statu
  * stops until the next call. Returns the first failure. */
 static bc_status pump(bc_uploader *up, bc_error *err)
 {
-    if (!up->active || up->pumping)
+    if (!up->active || up->pumping || bc_uploader_hold_ms(up) > 0)
         return BC_OK;
     up->pumping = true;
     bc_status result = BC_OK, rc = BC_OK;
@@ -554,13 +561,45 @@ bc_status bc_uploader_pause(bc_uploader *up, bc_error *err)
     return rc;
 }
 
-bc_status bc_uploader_on_published(bc_uploader *up, int mid, bc_error *err)
+int64_t bc_uploader_hold_ms(const bc_uploader *up)
+{
+    int64_t left = up->hold_until_ms - bc_clock_monotonic_ms();
+    return left > 0 ? left : 0;
+}
+
+/* The broker did not pass a manifest or chunk on: the bytes are not in the
+ * vault's stream. Resume the recording from its acknowledged offset (the
+ * in-flight rest is dropped: their PUBACKs are ignored) after a pause, so
+ * that a camera over the broker's upload rate limit slows down instead of
+ * leaving holes for the vault to ask for. */
+static void on_refused(bc_uploader *up, const flight *f, int reason)
+{
+    unsigned shift = up->refusals < 7 ? up->refusals : 7;
+    int64_t delay = (int64_t)HOLD_MIN_MS << shift;
+    if (delay > HOLD_MAX_MS)
+        delay = HOLD_MAX_MS;
+    up->refusals++;
+    up->chunks_refused++;
+    up->hold_until_ms = bc_clock_monotonic_ms() + delay;
+    log_warnx("uploader | refused | id=%s offset=%llu reason=0x%02x resume=%llu in %lld ms",
+              up->cur.recording_id, (unsigned long long)f->offset, reason,
+              (unsigned long long)up->acked, (long long)delay);
+    snprintf(up->next_id, sizeof(up->next_id), "%s", up->cur.recording_id);
+    cur_drop(up);
+}
+
+bc_status bc_uploader_on_published(bc_uploader *up, int mid, int reason, bc_error *err)
 {
     size_t i = 0;
     while (i < up->nfl && (up->fl[i].mid != mid || up->fl[i].acked))
         i++;
     if (!up->has_cur || i == up->nfl)
         return BC_OK; /* not ours, or forgotten */
+    if (reason >= PUBACK_FAILURE || reason == PUBACK_NO_SUBSCRIBERS) {
+        on_refused(up, &up->fl[i], reason);
+        return BC_OK;
+    }
+    up->refusals = 0;
     up->fl[i].acked = true;
     if (up->fl[i].len > 0) {
         up->chunks_in_flight--;
@@ -717,5 +756,6 @@ void bc_uploader_get_stats(const bc_uploader *up, bc_uploader_stats *out)
     out->bytes_acked = up->bytes_acked;
     out->receipts_accepted = up->receipts_accepted;
     out->receipts_refused = up->receipts_refused;
+    out->chunks_refused = up->chunks_refused;
     snprintf(out->last_error, sizeof(out->last_error), "%s", up->last_error.text);
 }

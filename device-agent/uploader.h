@@ -78,6 +78,7 @@ typedef struct bc_uploader_stats {
     size_t in_flight;                  /* chunks published, PUBACK not yet seen */
     uint64_t chunks_published;         /* since bc_uploader_new */
     uint64_t bytes_acked;              /* chunk bytes acknowledged since bc_uploader_new */
+    uint64_t chunks_refused;           /* PUBACKs that refused a manifest or chunk */
     uint64_t receipts_accepted;        /* recordings deleted */
     uint64_t receipts_refused;         /* receipts refused (forged, mismatched, unknown) */
     char last_error[sizeof(bc_error)]; /* the last failure, "" when none */
@@ -113,11 +114,21 @@ bc_status bc_uploader_start(bc_uploader *up, bc_error *err);
  * point. BC_ERR_IO when the save fails (the uploader is paused anyway). */
 bc_status bc_uploader_pause(bc_uploader *up, bc_error *err);
 
-/* A PUBACK arrived for mid. Unknown mids (a manifest or chunk forgotten by
- * a pause, another module's message) are ignored. Advances the
- * acknowledged offset and, while active, sends more; returns that
- * sending's status as bc_uploader_start does. */
-bc_status bc_uploader_on_published(bc_uploader *up, int mid, bc_error *err);
+/* A PUBACK with MQTT v5 reason code `reason` arrived for mid. Unknown mids
+ * (a manifest or chunk forgotten by a pause, another module's message) are
+ * ignored. A success (< 0x80, but not 0x10) advances the acknowledged
+ * offset and, while active, sends more; returns that sending's status as
+ * bc_uploader_start does. A refusal (>= 0x80, e.g. 0x97 quota exceeded by
+ * the broker's upload rate limit) or 0x10 (no gateway subscribed: nothing
+ * stored it) means the bytes did not reach the vault: the window is
+ * dropped, the recording resumes from its acknowledged offset, and sending
+ * holds for a backoff (250 ms doubling to 30 s, reset by a success) -
+ * bc_uploader_hold_ms says how long; the caller calls bc_uploader_start
+ * again after it. */
+bc_status bc_uploader_on_published(bc_uploader *up, int mid, int reason, bc_error *err);
+
+/* Milliseconds until a hold after a refused chunk ends (0: not held). */
+int64_t bc_uploader_hold_ms(const bc_uploader *up);
 
 /* An `upload` command (already verified by the caller): re-send
  * recording_id from offset (0..its size), before anything else; or, with

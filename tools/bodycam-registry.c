@@ -312,8 +312,8 @@ int main(int argc, char **argv)
     if (cmd->device_arg && check_device_id(o.args[0]) != 0)
         return BC_CLI_EXIT_USAGE;
     bc_redis r;
-    bc_redis_config cfg = {.port = o.port, .timeout_ms = 5000, .backoff_min_ms = 1,
-                           .backoff_max_ms = 1};
+    bc_redis_config cfg = {
+        .port = o.port, .timeout_ms = 5000, .backoff_min_ms = 1, .backoff_max_ms = 1};
     bc_error err = {{0}};
     snprintf(cfg.host, sizeof(cfg.host), "%s", o.host);
     if (bc_redis_init(&r, &cfg, &err) != BC_OK || bc_redis_connect_now(&r, &err) != BC_OK)

@@ -79,8 +79,8 @@ static void unwatch(bc_redis *r)
 }
 
 /* HGET into out ("" when absent). */
-static bc_status read_field(bc_redis *r, const char *key, const char *field, char *out,
-                            size_t size, bc_error *err)
+static bc_status read_field(bc_redis *r, const char *key, const char *field, char *out, size_t size,
+                            bc_error *err)
 {
     redisReply *reply = NULL;
     bc_status rc = RUN(r, &reply, err, "HGET", key, field);
@@ -130,8 +130,7 @@ static bc_status normalize_fingerprint(const char *in, char out[BC_REGISTRY_FP_H
     uint8_t raw[BC_FINGERPRINT_LEN];
     if (in == NULL || strlen(in) != BC_REGISTRY_FP_HEX_LEN ||
         bc_hex_decode(in, raw, sizeof(raw)) != BC_OK)
-        return bc_fail(err, BC_ERR_INVAL, "a fingerprint is %d hex digits",
-                       BC_REGISTRY_FP_HEX_LEN);
+        return bc_fail(err, BC_ERR_INVAL, "a fingerprint is %d hex digits", BC_REGISTRY_FP_HEX_LEN);
     return bc_hex_encode(raw, sizeof(raw), out, BC_REGISTRY_FP_HEX_LEN + 1);
 }
 
@@ -177,9 +176,9 @@ typedef struct device_state {
 
 /* What a change wants written, decided from the state read under WATCH. */
 typedef struct device_edit {
-    const char *hex;         /* fingerprint to add or remove, or NULL */
-    bool add;                /* add (creating the device) or remove hex */
-    const char *new_status;  /* status to set, or NULL */
+    const char *hex;        /* fingerprint to add or remove, or NULL */
+    bool add;               /* add (creating the device) or remove hex */
+    const char *new_status; /* status to set, or NULL */
 } device_edit;
 
 static bc_status read_device(bc_redis *r, const char *key, device_state *s, bc_error *err)
@@ -211,9 +210,8 @@ static bc_status write_device(bc_redis *r, const char *key, const char *id, cons
 }
 
 /* One attempt: decide under WATCH, then write. *committed false = retry. */
-static bc_status device_attempt(bc_redis *r, const char *key, const char *id,
-                                const device_edit *e, bc_registry_change *out, bool *committed,
-                                bc_error *err)
+static bc_status device_attempt(bc_redis *r, const char *key, const char *id, const device_edit *e,
+                                bc_registry_change *out, bool *committed, bc_error *err)
 {
     device_state s;
     char next[BC_REGISTRY_FP_LIST_MAX + 1];
@@ -336,8 +334,7 @@ static bc_status remove_entry(bc_redis *r, const char *key, const char *set, con
     return rc;
 }
 
-bc_status bc_registry_admin_remove_device(bc_redis *r, const char *id, bool *existed,
-                                          bc_error *err)
+bc_status bc_registry_admin_remove_device(bc_redis *r, const char *id, bool *existed, bc_error *err)
 {
     char key[KEY_MAX];
     bc_status rc = device_key(key, sizeof(key), id, err);
@@ -363,8 +360,8 @@ bc_status bc_registry_admin_device_get(bc_redis *r, const char *id, bc_registry_
     if (bc_device_status_parse(s.status, &out->status) != BC_OK)
         return bc_fail(err, BC_ERR_PARSE, "device %s has an unknown status '%s'", id, s.status);
     bc_error e = {{0}};
-    if (bc_registry_parse_fingerprints(s.fingerprints, out->fingerprints,
-                                       &out->fingerprint_count, &e) != BC_OK)
+    if (bc_registry_parse_fingerprints(s.fingerprints, out->fingerprints, &out->fingerprint_count,
+                                       &e) != BC_OK)
         return bc_fail(err, BC_ERR_PARSE, "device %s: %s", id, e.text);
     return BC_OK;
 }

@@ -32,10 +32,10 @@
 
 /* What a device change found and left. */
 typedef struct bc_registry_change {
-    bool existed;                 /* the device was in the registry before */
-    bool changed;                 /* something was written (and the version bumped) */
-    bc_device_status previous;    /* when existed */
-    bc_device_status status;      /* as left */
+    bool existed;              /* the device was in the registry before */
+    bool changed;              /* something was written (and the version bumped) */
+    bc_device_status previous; /* when existed */
+    bc_device_status status;   /* as left */
     char fingerprints[BC_REGISTRY_FP_LIST_MAX + 1]; /* as left: comma list of lowercase hex */
 } bc_registry_change;
 

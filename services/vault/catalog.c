@@ -248,7 +248,8 @@ static const char prelude[] =
     "  redis.call('HSET', qk(qid) .. ':matches', ref,\n"
     "    st .. '|' .. hid .. '|' .. at .. '|' .. pat .. '|' .. seq)\n"
     "end\n"
-    /* at: recorded_at as stored; nil when the match was recorded before */
+    /* holds ref for request qid (at: its recorded_at as stored); the hold id,
+     * or nil when the request has this match already */
     "local function inzage(qid, ref, at, now)\n"
     "  if redis.call('HEXISTS', qk(qid) .. ':matches', ref) == 1 then return nil end\n"
     "  local hid = hold_new(ref, 'inzage', qid, 'vault', 'access request ' .. qid, now, qid)\n"
@@ -699,8 +700,8 @@ static bc_status scripts_status = BC_ERR_STATE;
 static char scripts_error[128];
 
 /* Appends "local NAME = {'a', 'b', ...}\n" at *pos; false when full. */
-static bool lua_list(char *buf, size_t cap, size_t *pos, const char *name,
-                     const char *const *items, size_t count)
+static bool lua_list(char *buf, size_t cap, size_t *pos, const char *name, const char *const *items,
+                     size_t count)
 {
     int n = snprintf(buf + *pos, cap - *pos, "local %s = {", name);
     if (n < 0 || (size_t)n >= cap - *pos)
@@ -734,8 +735,8 @@ static bool script_build(script *s, char *buf, size_t cap)
                      "local Q_STATUS, Q_OVERDUE_ALERTED = %d, %d\n"
                      "%s%s",
                      RF_REF + 1, RF_DEVICE + 1, RF_OFFICER + 1, RF_RECORDED_AT + 1,
-                     RF_DELETE_AFTER + 1, RF_STATUS + 1, HF_REF + 1, HF_CASE_REF + 1,
-                     HF_ACTIVE + 1, QF_STATUS + 1, QF_OVERDUE_ALERTED + 1, prelude, s->body);
+                     RF_DELETE_AFTER + 1, RF_STATUS + 1, HF_REF + 1, HF_CASE_REF + 1, HF_ACTIVE + 1,
+                     QF_STATUS + 1, QF_OVERDUE_ALERTED + 1, prelude, s->body);
     if (n < 0 || (size_t)n >= cap - pos)
         return false;
     s->source = buf;
@@ -775,9 +776,9 @@ static bc_status scripts_ready(bc_error *err)
 #define ARG_HEAD 3 /* EVALSHA sha numkeys */
 
 typedef struct args {
-    size_t n, cap;     /* arguments after the head */
-    const char **v;    /* ARG_HEAD + cap */
-    size_t *len;       /* ARG_HEAD + cap */
+    size_t n, cap;        /* arguments after the head */
+    const char **v;       /* ARG_HEAD + cap */
+    size_t *len;          /* ARG_HEAD + cap */
     char (*num)[ARG_NUM]; /* cap: the text of integer arguments */
     bool overflow;
 } args;
@@ -839,8 +840,8 @@ static bc_status args_head(script_id id, args *a, bc_error *err)
     if (st != BC_OK)
         return st;
     if (a->overflow)
-        return bc_fail(err, BC_ERR_TOO_BIG, "script %s: more than %zu arguments",
-                       scripts[id].name, a->cap);
+        return bc_fail(err, BC_ERR_TOO_BIG, "script %s: more than %zu arguments", scripts[id].name,
+                       a->cap);
     a->v[0] = "EVALSHA";
     a->len[0] = 7;
     a->v[1] = scripts[id].sha;
@@ -889,8 +890,10 @@ bc_status bc_catalog_scripts_load(bc_redis *r, bc_error *err)
                     memcmp(reply->str, scripts[i].sha, 40) == 0;
         freeReplyObject(reply);
         if (!same)
-            return bc_fail(err, BC_ERR_STATE, "SCRIPT LOAD of catalog script %s answered another "
-                           "SHA-1", scripts[i].name);
+            return bc_fail(err, BC_ERR_STATE,
+                           "SCRIPT LOAD of catalog script %s answered another "
+                           "SHA-1",
+                           scripts[i].name);
     }
     return BC_OK;
 }
@@ -1066,22 +1069,20 @@ static bool parse_recording(redisReply *const *e, bc_recording_meta *m)
     memset(m, 0, sizeof(*m));
     int status = 0;
     bool emergency = false;
-    bool ok = el_str(e[RF_REF], m->ref, sizeof(m->ref)) &&
-              el_str(e[RF_DEVICE], m->device, sizeof(m->device)) &&
-              el_str(e[RF_RECORDING_ID], m->recording_id, sizeof(m->recording_id)) &&
-              el_str(e[RF_OFFICER], m->officer, sizeof(m->officer)) &&
-              el_i64(e[RF_RECORDED_AT], &m->recorded_at) &&
-              el_i64(e[RF_DURATION_MS], &m->duration_ms) &&
-              el_i64(e[RF_WARNINGS], &m->warnings) && el_bool(e[RF_EMERGENCY], &emergency) &&
-              el_str(e[RF_KEY_ID], m->key_id, sizeof(m->key_id)) &&
-              el_str(e[RF_SHA256], m->sha256, sizeof(m->sha256)) &&
-              el_i64(e[RF_SIZE], &m->size) && el_i64(e[RF_COMMITTED_AT], &m->committed_at) &&
-              el_i64(e[RF_DELETE_AFTER], &m->delete_after) &&
-              name_index(e[RF_STATUS], rec_status_names, 3, &status) &&
-              el_i64(e[RF_PURGED_AT], &m->purged_at) &&
-              el_u64(e[RF_COMMIT_SEQ], &m->commit_audit_seq) &&
-              el_u64(e[RF_PURGE_SEQ], &m->purge_audit_seq) &&
-              el_i64(e[RF_COUNT], &m->active_holds);
+    bool ok =
+        el_str(e[RF_REF], m->ref, sizeof(m->ref)) &&
+        el_str(e[RF_DEVICE], m->device, sizeof(m->device)) &&
+        el_str(e[RF_RECORDING_ID], m->recording_id, sizeof(m->recording_id)) &&
+        el_str(e[RF_OFFICER], m->officer, sizeof(m->officer)) &&
+        el_i64(e[RF_RECORDED_AT], &m->recorded_at) && el_i64(e[RF_DURATION_MS], &m->duration_ms) &&
+        el_i64(e[RF_WARNINGS], &m->warnings) && el_bool(e[RF_EMERGENCY], &emergency) &&
+        el_str(e[RF_KEY_ID], m->key_id, sizeof(m->key_id)) &&
+        el_str(e[RF_SHA256], m->sha256, sizeof(m->sha256)) && el_i64(e[RF_SIZE], &m->size) &&
+        el_i64(e[RF_COMMITTED_AT], &m->committed_at) &&
+        el_i64(e[RF_DELETE_AFTER], &m->delete_after) &&
+        name_index(e[RF_STATUS], rec_status_names, 3, &status) &&
+        el_i64(e[RF_PURGED_AT], &m->purged_at) && el_u64(e[RF_COMMIT_SEQ], &m->commit_audit_seq) &&
+        el_u64(e[RF_PURGE_SEQ], &m->purge_audit_seq) && el_i64(e[RF_COUNT], &m->active_holds);
     m->emergency = emergency;
     m->status = (bc_recording_status)status;
     return ok;
@@ -1092,8 +1093,7 @@ static bool parse_hold(redisReply *const *e, bc_hold *h)
     memset(h, 0, sizeof(*h));
     int reason = 0;
     bool active = false;
-    bool ok = el_str(e[HF_ID], h->id, sizeof(h->id)) &&
-              el_str(e[HF_REF], h->ref, sizeof(h->ref)) &&
+    bool ok = el_str(e[HF_ID], h->id, sizeof(h->id)) && el_str(e[HF_REF], h->ref, sizeof(h->ref)) &&
               name_index(e[HF_REASON], reason_names, 3, &reason) &&
               el_str(e[HF_CASE_REF], h->case_ref, sizeof(h->case_ref)) &&
               el_str(e[HF_PLACED_BY], h->placed_by, sizeof(h->placed_by)) &&
@@ -1182,8 +1182,7 @@ bc_status bc_ref_split(const char *ref, char device[BC_DEVICE_ID_MAX + 1],
     if (ref == NULL)
         return BC_ERR_INVAL;
     const char *slash = strchr(ref, '/');
-    if (slash == NULL || (size_t)(slash - ref) > BC_DEVICE_ID_MAX ||
-        strlen(slash + 1) > BC_ID_MAX)
+    if (slash == NULL || (size_t)(slash - ref) > BC_DEVICE_ID_MAX || strlen(slash + 1) > BC_ID_MAX)
         return BC_ERR_INVAL;
     char dev[BC_DEVICE_ID_MAX + 1];
     memcpy(dev, ref, (size_t)(slash - ref));
@@ -1272,8 +1271,10 @@ static bc_status commit_check(bc_recording_meta *m, bc_error *err)
 {
     char ref[BC_REF_MAX + 1];
     if (bc_ref_make(m->device, m->recording_id, ref) != BC_OK)
-        return bc_fail(err, BC_ERR_INVAL, "recording '%s' of device '%s': an id is outside its "
-                       "alphabet", m->recording_id, m->device);
+        return bc_fail(err, BC_ERR_INVAL,
+                       "recording '%s' of device '%s': an id is outside its "
+                       "alphabet",
+                       m->recording_id, m->device);
     if (m->ref[0] != '\0' && strcmp(m->ref, ref) != 0)
         return bc_fail(err, BC_ERR_INVAL, "recording ref '%s' is not '%s'", m->ref, ref);
     if (!bc_id_valid(m->key_id) || !sha256_hex_valid(m->sha256))
@@ -1289,20 +1290,48 @@ static bc_status commit_check(bc_recording_meta *m, bc_error *err)
 static void commit_arg(args *a, const bc_recording_meta *m, int field)
 {
     switch (field) {
-    case RF_REF: args_str(a, m->ref); break;
-    case RF_DEVICE: args_str(a, m->device); break;
-    case RF_RECORDING_ID: args_str(a, m->recording_id); break;
-    case RF_RECORDED_AT: args_int(a, m->recorded_at); break;
-    case RF_DURATION_MS: args_int(a, m->duration_ms); break;
-    case RF_WARNINGS: args_int(a, m->warnings); break;
-    case RF_EMERGENCY: args_str(a, m->emergency ? "1" : "0"); break;
-    case RF_KEY_ID: args_str(a, m->key_id); break;
-    case RF_SHA256: args_str(a, m->sha256); break;
-    case RF_SIZE: args_int(a, m->size); break;
-    case RF_COMMITTED_AT: args_int(a, m->committed_at); break;
-    case RF_DELETE_AFTER: args_int(a, m->delete_after); break;
-    case RF_STATUS: args_str(a, "committed"); break;
-    default: args_str(a, field == RF_OFFICER ? "" : "0"); break; /* set by the script, or 0 */
+    case RF_REF:
+        args_str(a, m->ref);
+        break;
+    case RF_DEVICE:
+        args_str(a, m->device);
+        break;
+    case RF_RECORDING_ID:
+        args_str(a, m->recording_id);
+        break;
+    case RF_RECORDED_AT:
+        args_int(a, m->recorded_at);
+        break;
+    case RF_DURATION_MS:
+        args_int(a, m->duration_ms);
+        break;
+    case RF_WARNINGS:
+        args_int(a, m->warnings);
+        break;
+    case RF_EMERGENCY:
+        args_str(a, m->emergency ? "1" : "0");
+        break;
+    case RF_KEY_ID:
+        args_str(a, m->key_id);
+        break;
+    case RF_SHA256:
+        args_str(a, m->sha256);
+        break;
+    case RF_SIZE:
+        args_int(a, m->size);
+        break;
+    case RF_COMMITTED_AT:
+        args_int(a, m->committed_at);
+        break;
+    case RF_DELETE_AFTER:
+        args_int(a, m->delete_after);
+        break;
+    case RF_STATUS:
+        args_str(a, "committed");
+        break;
+    default:
+        args_str(a, field == RF_OFFICER ? "" : "0");
+        break; /* set by the script, or 0 */
     }
 }
 
@@ -1326,8 +1355,8 @@ static bc_status commit_parse(const redisReply *rep, bc_recording_meta *m, bool 
         return st;
     size_t n = 0;
     int64_t made = 0;
-    if (v != V_OK || !el_i64(rep->element[1], &made) ||
-        !parse_recording(rep->element + 2, m) || !el_count(rep, 2 + REC_STRIDE, 2, &n))
+    if (v != V_OK || !el_i64(rep->element[1], &made) || !parse_recording(rep->element + 2, m) ||
+        !el_count(rep, 2 + REC_STRIDE, 2, &n))
         return parse_fail(S_COMMIT, err);
     if (created != NULL)
         *created = made == 1;
@@ -1373,8 +1402,7 @@ cleanup:
     return st;
 }
 
-bc_status bc_catalog_commit_append(bc_redis *r, bc_recording_meta *m, int64_t now_ms,
-                                   bc_error *err)
+bc_status bc_catalog_commit_append(bc_redis *r, bc_recording_meta *m, int64_t now_ms, bc_error *err)
 {
     bc_status st = commit_check(m, err);
     if (st != BC_OK)
@@ -1394,8 +1422,8 @@ cleanup:
 }
 
 bc_status bc_catalog_commit_reply(bc_redis *r, bc_recording_meta *m, bool *created,
-                                  bc_catalog_hold_ref *holds, size_t holds_cap,
-                                  size_t *hold_count, bc_error *err)
+                                  bc_catalog_hold_ref *holds, size_t holds_cap, size_t *hold_count,
+                                  bc_error *err)
 {
     if (hold_count != NULL)
         *hold_count = 0;
@@ -1409,8 +1437,7 @@ bc_status bc_catalog_commit_reply(bc_redis *r, bc_recording_meta *m, bool *creat
 }
 
 /* Runs a script whose only answers are 'ok' and 'not_found'. */
-static bc_status run_simple(bc_redis *r, script_id id, args *a, const char *what,
-                            bc_error *err)
+static bc_status run_simple(bc_redis *r, script_id id, args *a, const char *what, bc_error *err)
 {
     redisReply *rep = NULL;
     bc_status st = script_run(r, id, a, &rep, err);
@@ -1497,7 +1524,11 @@ cleanup:
     return st;
 }
 
-#define LIST_PAGE 500 /* index entries a list script reads per call */
+/* Index entries a list script reads per call: Redis is not blocked by one
+ * long listing. Pages are offsets into a sorted set, so an entry added or
+ * removed during a listing may shift a later page by one (seen twice or
+ * not at all): fine for an operator's listing, never used for retention. */
+#define LIST_PAGE 500
 
 /* One page of a list: {'ok', more, item * k} with items of stride fields.
  * *more is true when the next page may hold more. */
@@ -1541,6 +1572,9 @@ static bc_status list_args(args *a, const bc_recording_filter *f, size_t offset,
 bc_status bc_catalog_recordings_list(bc_redis *r, const bc_recording_filter *f,
                                      bc_catalog_recording_fn fn, void *userdata, bc_error *err)
 {
+    static const bc_recording_filter everything = {.status = -1};
+    if (f == NULL)
+        f = &everything;
     size_t offset = 0;
     size_t seen = 0;
     bool more = true;
@@ -1595,8 +1629,8 @@ static bc_status records_parse(const redisReply *rep, script_id id, bc_recording
     return BC_OK;
 }
 
-bc_status bc_catalog_purge_begin(bc_redis *r, int64_t now_ms, bc_recording_meta *out,
-                                 size_t limit, size_t *count, bc_error *err)
+bc_status bc_catalog_purge_begin(bc_redis *r, int64_t now_ms, bc_recording_meta *out, size_t limit,
+                                 size_t *count, bc_error *err)
 {
     *count = 0;
     if (limit == 0)
@@ -1619,8 +1653,7 @@ cleanup:
     return st;
 }
 
-bc_status bc_catalog_purging(bc_redis *r, bc_catalog_recording_fn fn, void *userdata,
-                             bc_error *err)
+bc_status bc_catalog_purging(bc_redis *r, bc_catalog_recording_fn fn, void *userdata, bc_error *err)
 {
     args a;
     redisReply *rep = NULL;
@@ -1682,8 +1715,8 @@ bc_status bc_catalog_purge_audited(bc_redis *r, const char *const *refs, const u
     return st;
 }
 
-bc_status bc_catalog_purge_done(bc_redis *r, const char *const *refs, size_t count,
-                                int64_t now_ms, int64_t tombstone_days, bc_error *err)
+bc_status bc_catalog_purge_done(bc_redis *r, const char *const *refs, size_t count, int64_t now_ms,
+                                int64_t tombstone_days, bc_error *err)
 {
     if (tombstone_days < 0 || tombstone_days > 36500)
         return bc_fail(err, BC_ERR_INVAL, "tombstone days %lld out of 0..36500",
@@ -1759,7 +1792,8 @@ bc_status bc_catalog_hold_place(bc_redis *r, const char *ref, bc_hold_reason rea
     if (bc_ref_split(ref, NULL, NULL) != BC_OK)
         return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref", ref ? ref : "");
     if (reason == BC_HOLD_INZAGE)
-        return bc_fail(err, BC_ERR_INVAL, "inzage holds come from access requests: register "
+        return bc_fail(err, BC_ERR_INVAL,
+                       "inzage holds come from access requests: register "
                        "one instead");
     if (reason != BC_HOLD_AANGIFTE && reason != BC_HOLD_KLACHT)
         return bc_fail(err, BC_ERR_INVAL, "hold reason %d does not exist", (int)reason);
@@ -1768,6 +1802,9 @@ bc_status bc_catalog_hold_place(bc_redis *r, const char *ref, bc_hold_reason rea
                        case_ref ? case_ref : "");
     if (!bc_catalog_text_valid(placed_by) || !text_opt_valid(note))
         return bc_fail(err, BC_ERR_INVAL, "hold on %s: placed_by or note is not valid text", ref);
+    bc_hold scratch;
+    if (out == NULL)
+        out = &scratch;
     args a;
     redisReply *rep = NULL;
     bc_status st = args_init(&a, 6, err);
@@ -1812,8 +1849,10 @@ static bc_status release_state_fail(const redisReply *rep, const char *id, bc_er
         return bc_fail(err, BC_ERR_STATE, "hold %s was released at %s", id, when);
     }
     if (el_is(rep->element[1], "request") && el_str(rep->element[2], rid, sizeof(rid)))
-        return bc_fail(err, BC_ERR_STATE, "hold %s belongs to open access request %s: closing "
-                       "the request releases it", id, rid);
+        return bc_fail(err, BC_ERR_STATE,
+                       "hold %s belongs to open access request %s: closing "
+                       "the request releases it",
+                       id, rid);
     return parse_fail(S_HOLD_RELEASE, err);
 }
 
@@ -1825,6 +1864,9 @@ bc_status bc_catalog_hold_release(bc_redis *r, const char *hold_id, const char *
     if (!bc_catalog_text_valid(released_by) || !text_opt_valid(note))
         return bc_fail(err, BC_ERR_INVAL, "release of %s: released_by or note is not valid text",
                        hold_id);
+    bc_hold scratch;
+    if (out == NULL)
+        out = &scratch;
     args a;
     redisReply *rep = NULL;
     bc_status st = args_init(&a, 4, err);
@@ -1885,6 +1927,9 @@ cleanup:
 bc_status bc_catalog_holds_list(bc_redis *r, const bc_hold_filter *f, bc_catalog_hold_fn fn,
                                 void *userdata, bc_error *err)
 {
+    static const bc_hold_filter everything = {NULL, NULL, false};
+    if (f == NULL)
+        f = &everything;
     if (f->ref != NULL && bc_ref_split(f->ref, NULL, NULL) != BC_OK)
         return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref", f->ref);
     if (f->case_ref != NULL && !bc_catalog_case_valid(f->case_ref))
@@ -1930,7 +1975,8 @@ static bc_status request_check(const bc_access_request *q, int64_t now_ms, bc_er
 {
     if (!bc_catalog_text_valid(q->requester) || !text_opt_valid(q->contact) ||
         !text_opt_valid(q->place) || !bc_catalog_text_valid(q->registered_by))
-        return bc_fail(err, BC_ERR_INVAL, "access request: requester, contact, place or "
+        return bc_fail(err, BC_ERR_INVAL,
+                       "access request: requester, contact, place or "
                        "registered_by is not valid text");
     if (q->window_from < 0 || q->window_from >= q->window_to)
         return bc_fail(err, BC_ERR_INVAL, "access request: the window must start before it ends");
@@ -2041,12 +2087,12 @@ static bc_status request_one(bc_redis *r, script_id id, args *a, const char *rid
         iso_time(at, when);
         st = el_is(rep->element[1], "closed")
                  ? bc_fail(err, BC_ERR_STATE, "access request %s was closed at %s", rid, when)
-                 : bc_fail(err, BC_ERR_STATE, "access request %s was extended already (to %s)",
-                           rid, when);
+                 : bc_fail(err, BC_ERR_STATE, "access request %s was extended already (to %s)", rid,
+                           when);
     } else if (v == V_INVAL && el_i64(rep->element[2], &at)) {
         iso_time(at, when);
-        st = bc_fail(err, BC_ERR_INVAL, "access request %s: the new deadline is not after %s",
-                     rid, when);
+        st = bc_fail(err, BC_ERR_INVAL, "access request %s: the new deadline is not after %s", rid,
+                     when);
     } else if (v != V_OK || out == NULL || !parse_request(rep->element + 1, out)) {
         st = parse_fail(id, err);
     }
@@ -2062,8 +2108,7 @@ static bc_status request_id_check(const char *id, bc_error *err)
     return BC_OK;
 }
 
-bc_status bc_catalog_request_get(bc_redis *r, const char *id, bc_access_request *out,
-                                 bc_error *err)
+bc_status bc_catalog_request_get(bc_redis *r, const char *id, bc_access_request *out, bc_error *err)
 {
     bc_status st = request_id_check(id, err);
     if (st != BC_OK)
@@ -2134,9 +2179,9 @@ bc_status bc_catalog_request_extend(bc_redis *r, const char *id, int64_t new_dea
     return st;
 }
 
-bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answer,
-                                   const char *by, int64_t now_ms, bc_catalog_hold_fn fn,
-                                   void *userdata, bc_error *err)
+bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answer, const char *by,
+                                   int64_t now_ms, bc_catalog_hold_fn fn, void *userdata,
+                                   bc_error *err)
 {
     bc_status st = request_id_check(id, err);
     if (st != BC_OK)
@@ -2167,8 +2212,7 @@ bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answ
     } else if (v == V_STATE && el_i64(rep->element[2], &at)) {
         iso_time(at, when);
         st = bc_fail(err, BC_ERR_STATE, "access request %s was closed at %s", id, when);
-    } else if (v != V_OK || !el_count(rep, 1, HF_COUNT, &n) ||
-               rep->elements != 2 + n * HF_COUNT) {
+    } else if (v != V_OK || !el_count(rep, 1, HF_COUNT, &n) || rep->elements != 2 + n * HF_COUNT) {
         st = parse_fail(S_REQ_CLOSE, err);
     }
     bool go_on = fn != NULL;
@@ -2242,8 +2286,7 @@ bc_status bc_catalog_requests_overdue(bc_redis *r, int64_t now_ms, bc_catalog_re
     return requests_walk(r, true, now_ms, fn, userdata, err);
 }
 
-bc_status bc_catalog_request_mark_alerted(bc_redis *r, const char *id, bool alerted,
-                                          bc_error *err)
+bc_status bc_catalog_request_mark_alerted(bc_redis *r, const char *id, bool alerted, bc_error *err)
 {
     bc_status st = request_id_check(id, err);
     if (st != BC_OK)

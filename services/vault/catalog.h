@@ -76,10 +76,10 @@ typedef struct bc_recording_meta {
     int64_t committed_at;
     int64_t delete_after; /* recorded_at + retention */
     bc_recording_status status;
-    int64_t purged_at;          /* BC_REC_PURGED */
-    uint64_t commit_audit_seq;  /* 0 until the commit entry is written */
-    uint64_t purge_audit_seq;   /* 0 until the purge entry is written */
-    int64_t active_holds;       /* filled by reads */
+    int64_t purged_at;         /* BC_REC_PURGED */
+    uint64_t commit_audit_seq; /* 0 until the commit entry is written */
+    uint64_t purge_audit_seq;  /* 0 until the purge entry is written */
+    int64_t active_holds;      /* filled by reads */
 } bc_recording_meta;
 
 /* One hold or match an act created, for the caller to audit. */
@@ -125,8 +125,8 @@ bc_status bc_catalog_scripts_load(bc_redis *r, bc_error *err);
 bc_status bc_catalog_commit_append(bc_redis *r, bc_recording_meta *m, int64_t now_ms,
                                    bc_error *err);
 bc_status bc_catalog_commit_reply(bc_redis *r, bc_recording_meta *m, bool *created,
-                                  bc_catalog_hold_ref *holds, size_t holds_cap,
-                                  size_t *hold_count, bc_error *err);
+                                  bc_catalog_hold_ref *holds, size_t holds_cap, size_t *hold_count,
+                                  bc_error *err);
 
 /* The commit's audit entry is written: stores its seq, leaves the unaudited set. */
 bc_status bc_catalog_commit_audited(bc_redis *r, const char *ref, uint64_t seq, bc_error *err);
@@ -160,8 +160,8 @@ bc_status bc_catalog_recordings_list(bc_redis *r, const bc_recording_filter *f,
  * no active hold (held ones are not in the expiry index), marks them
  * purging (they leave the expiry index and enter the purging set) and
  * returns them, in one script. *count gets how many (<= limit). */
-bc_status bc_catalog_purge_begin(bc_redis *r, int64_t now_ms, bc_recording_meta *out,
-                                 size_t limit, size_t *count, bc_error *err);
+bc_status bc_catalog_purge_begin(bc_redis *r, int64_t now_ms, bc_recording_meta *out, size_t limit,
+                                 size_t *count, bc_error *err);
 
 /* Recordings left purging by a crash, to finish first. */
 bc_status bc_catalog_purging(bc_redis *r, bc_catalog_recording_fn fn, void *userdata,
@@ -176,8 +176,8 @@ bc_status bc_catalog_purge_audited(bc_redis *r, const char *const *refs, const u
  * so an access request can still be answered with the purge's audit seq.
  * tombstone_days 0 keeps the tombstone for ever; BC_ERR_INVAL outside
  * 0..36500. Refs that are not purging are only taken out of the purging set. */
-bc_status bc_catalog_purge_done(bc_redis *r, const char *const *refs, size_t count,
-                                int64_t now_ms, int64_t tombstone_days, bc_error *err);
+bc_status bc_catalog_purge_done(bc_redis *r, const char *const *refs, size_t count, int64_t now_ms,
+                                int64_t tombstone_days, bc_error *err);
 
 /* Drops index entries of tombstones that expired (at most limit per call). */
 bc_status bc_catalog_tombstones_sweep(bc_redis *r, size_t limit, size_t *removed, bc_error *err);
@@ -254,11 +254,11 @@ typedef struct bc_access_request {
     int64_t window_from, window_to;        /* ms; from < to */
     char place[BC_CATALOG_TEXT_MAX + 1];   /* optional, recorded as said */
     char cameras[BC_REQUEST_CAMERAS_MAX][BC_DEVICE_ID_MAX + 1];
-    size_t camera_count;                   /* 0: every camera */
-    char officer[BC_ID_MAX + 1];           /* optional: only this officer's recordings */
+    size_t camera_count;         /* 0: every camera */
+    char officer[BC_ID_MAX + 1]; /* optional: only this officer's recordings */
     int64_t registered_at;
     char registered_by[BC_CATALOG_TEXT_MAX + 1];
-    int64_t deadline;                      /* set by the caller (one calendar month) */
+    int64_t deadline; /* set by the caller (one calendar month) */
     bool extended;
     char extension_reason[BC_CATALOG_TEXT_MAX + 1];
     bc_request_status status;
@@ -274,11 +274,11 @@ const char *bc_request_status_name(bc_request_status s); /* "open", "closed" */
 /* One recording that matched a request. */
 typedef struct bc_request_match {
     char ref[BC_REF_MAX + 1];
-    bc_recording_status status;  /* committed: held now; purged/purging: too late */
+    bc_recording_status status;          /* committed: held now; purged/purging: too late */
     char hold_id[BC_CATALOG_ID_MAX + 1]; /* the inzage hold placed ("" if purged) */
     int64_t recorded_at;
     int64_t purged_at;
-    uint64_t purge_audit_seq;    /* the proof of the purge (purged) */
+    uint64_t purge_audit_seq; /* the proof of the purge (purged) */
 } bc_request_match;
 
 typedef bool (*bc_catalog_match_fn)(const bc_request_match *m, void *userdata);
@@ -312,9 +312,9 @@ bc_status bc_catalog_request_extend(bc_redis *r, const char *id, int64_t new_dea
 /* Closes an open request with its answer and releases its inzage holds
  * (each as bc_catalog_hold_release would; fn sees the released ones).
  * BC_ERR_STATE when already closed. */
-bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answer,
-                                   const char *by, int64_t now_ms, bc_catalog_hold_fn fn,
-                                   void *userdata, bc_error *err);
+bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answer, const char *by,
+                                   int64_t now_ms, bc_catalog_hold_fn fn, void *userdata,
+                                   bc_error *err);
 
 typedef bool (*bc_catalog_request_fn)(const bc_access_request *q, void *userdata);
 
@@ -328,8 +328,7 @@ bc_status bc_catalog_requests_overdue(bc_redis *r, int64_t now_ms, bc_catalog_re
                                       void *userdata, bc_error *err);
 
 /* Records that the overdue alert was raised (true) or cleared (false). */
-bc_status bc_catalog_request_mark_alerted(bc_redis *r, const char *id, bool alerted,
-                                          bc_error *err);
+bc_status bc_catalog_request_mark_alerted(bc_redis *r, const char *id, bool alerted, bc_error *err);
 
 /* Adds months calendar months to a UTC time (the day is clamped to the end
  * of a shorter month: 31 January + 1 month = 28/29 February). */

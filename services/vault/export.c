@@ -26,8 +26,10 @@
  *      OUT.partial is renamed to OUT without replacing anything
  *      (RENAME_NOREPLACE) and the parent directory is fsynced.
  *
- * A failure after step 5's append (a full disk) appends "export_failed"
- * entries, so the log never claims a bundle that does not exist.
+ * A failure once decryption began (a recording that does not authenticate,
+ * a full disk, also after step 5's append) appends "export_failed" entries
+ * with the reason: plaintext was made, even if it is gone again, and the
+ * log never claims a bundle that does not exist.
  *
  * A leftover OUT.partial (a crash in the middle) is not removed here: it is
  * refused as BC_ERR_EXISTS, and a human removes it - this module deletes
@@ -127,8 +129,7 @@ static bool path_exists(const char *path)
     return lstat(path, &st) == 0 || errno != ENOENT;
 }
 
-static bc_status write_all(int fd, const uint8_t *data, size_t len, const char *path,
-                           bc_error *err)
+static bc_status write_all(int fd, const uint8_t *data, size_t len, const char *path, bc_error *err)
 {
     while (len > 0) {
         ssize_t n = write(fd, data, len);
@@ -451,8 +452,8 @@ static bc_status decrypt_stream(bc_recording_reader *rd, int in_fd, int out_fd,
     }
     unsigned char digest[32];
     if (EVP_DigestFinal_ex(md, digest, NULL) != 1 ||
-        bc_hex_encode(digest, sizeof(digest), it->plaintext_sha256,
-                      sizeof(it->plaintext_sha256)) != BC_OK) {
+        bc_hex_encode(digest, sizeof(digest), it->plaintext_sha256, sizeof(it->plaintext_sha256)) !=
+            BC_OK) {
         rc = bc_fail(err, BC_ERR_CRYPTO, "SHA-256 failed");
         goto cleanup;
     }
@@ -477,8 +478,8 @@ static bc_status decrypt_item(bc_store *st, const bc_keystore *ks, const char *p
     EVP_PKEY *key = bc_keystore_recording_key(ks, it->meta.key_id);
     if (key == NULL)
         return bc_fail(err, BC_ERR_WRONG_KEY,
-                       "recording %s is sealed for key %s, which is not in the keystore",
-                       it->ref, it->meta.key_id);
+                       "recording %s is sealed for key %s, which is not in the keystore", it->ref,
+                       it->meta.key_id);
     snprintf(it->media, sizeof(it->media), EXPORT_MEDIA_DIR "/%s_%s.bin", it->meta.device,
              it->meta.recording_id);
     snprintf(out_path, sizeof(out_path), "%s/%s", partial, it->media);
@@ -492,8 +493,7 @@ static bc_status decrypt_item(bc_store *st, const bc_keystore *ks, const char *p
     rc = bc_recording_reader_open_fd(in_fd, key, &rd, err);
     if (rc != BC_OK)
         goto cleanup;
-    out_fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                  EXPORT_FILE_MODE);
+    out_fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, EXPORT_FILE_MODE);
     if (out_fd < 0) {
         rc = bc_fail(err, errno == EEXIST ? BC_ERR_EXISTS : BC_ERR_IO, "cannot create %s: %s",
                      out_path, strerror(errno));
@@ -712,8 +712,8 @@ static bc_status check_run_args(const bc_export_request *req, char *partial, siz
     size_t len = strlen(req->out_dir);
     while (len > 1 && req->out_dir[len - 1] == '/')
         len--; /* "out/" and "out" name the same directory */
-    if (len + sizeof(BC_EXPORT_PARTIAL_SUFFIX) + sizeof(EXPORT_MEDIA_DIR) +
-            EXPORT_MEDIA_NAME_MAX + 2 >
+    if (len + sizeof(BC_EXPORT_PARTIAL_SUFFIX) + sizeof(EXPORT_MEDIA_DIR) + EXPORT_MEDIA_NAME_MAX +
+            2 >
         size)
         return bc_fail(err, BC_ERR_TOO_BIG, "the output directory's path is too long");
     snprintf(partial, size, "%.*s" BC_EXPORT_PARTIAL_SUFFIX, (int)len, req->out_dir);
@@ -758,7 +758,7 @@ static bc_status export_bundle(bc_redis *r, bc_store *st, const bc_keystore *ks,
                                export_progress *p, bc_export_result *res, bc_error *err)
 {
     char bundle[NAME_MAX + 1];
-    bool made = false, audited = false;
+    bool made = false, failure_audited = false;
     uint64_t first_seq = 0, bytes = 0;
     bc_status rc = make_partial(partial, &made, err);
     if (rc != BC_OK)
@@ -771,13 +771,13 @@ static bc_status export_bundle(bc_redis *r, bc_store *st, const bc_keystore *ks,
         bytes += items[i].plaintext_size;
     }
     rc = authorize_audited(r, a, req, NULL, now_ms, err);
+    failure_audited = rc == BC_ERR_DENIED || rc == BC_ERR_NOT_FOUND; /* as export_refused */
     if (rc != BC_OK)
         goto cleanup;
     bundle_name(req->out_dir, bundle, sizeof(bundle));
     rc = audit_exports(a, req, items, bundle, now_ms, &first_seq, err);
     if (rc != BC_OK)
         goto cleanup;
-    audited = true;
     rc = write_metadata(a, audit_dir, partial, req, items, now_ms, err);
     if (rc == BC_OK)
         rc = publish(partial, req->out_dir, err);
@@ -794,7 +794,7 @@ cleanup:
     if (rc != BC_OK) {
         if (made)
             remove_partial(partial);
-        if (audited)
+        if (made && !failure_audited)
             (void)audit_each(a, req, "export_failed", err ? err->text : "", now_ms, NULL);
     }
     return rc;

@@ -28,6 +28,8 @@
  *
  * Each exported recording gets an "export" audit entry (actor, purpose,
  * case_ref, plaintext_sha256) before the bundle is renamed into place.
+ * A failure once decryption began (a recording that does not authenticate,
+ * I/O) is audited as "export_failed" (with the reason) for each recording.
  */
 #ifndef BC_VAULT_EXPORT_H
 #define BC_VAULT_EXPORT_H
@@ -49,8 +51,8 @@ typedef struct bc_export_request {
     const char *case_ref; /* the police report / complaint number, or the request id */
     const char *actor;    /* who exports (operator name), for the audit */
     const char *const *refs;
-    size_t ref_count;     /* 1..BC_EXPORT_REFS_MAX, each ref once (else BC_ERR_INVAL) */
-    const char *out_dir;  /* must not exist */
+    size_t ref_count;    /* 1..BC_EXPORT_REFS_MAX, each ref once (else BC_ERR_INVAL) */
+    const char *out_dir; /* must not exist */
 } bc_export_request;
 
 typedef struct bc_export_result {

@@ -132,7 +132,8 @@ def check_flipped_byte(stack):
     actions = [e["action"] for e in audit_entries(stack, ref)]
     check("upload_refused" in actions and actions.index("upload_refused") <
           actions.index("commit"), f"audit trail of {ref}: {actions}")
-    check(int(vault_status(stack).get("refused", 0)) > refused_before, "no refusal counted")
+    wait_for(lambda: int(vault_status(stack).get("refused", 0)) > refused_before, 10,
+             "the vault's refused counter to move")
     undock(stack, dev)
     export_and_compare(stack, [ref], "PV-2026-0002")
 

@@ -160,7 +160,7 @@ static int ack_oldest(fixture *f, bc_uploader *up)
             continue;
         f->pubs[i].acked = true;
         bc_error e;
-        assert_int_equal(bc_uploader_on_published(up, f->pubs[i].mid, &e), BC_OK);
+        assert_int_equal(bc_uploader_on_published(up, f->pubs[i].mid, 0, &e), BC_OK);
         return 1;
     }
     return 0;
@@ -323,9 +323,9 @@ static void test_pause_resumes_from_acknowledged_prefix(void **state)
     for (int i = 0; i < 4; i++)
         mids[i] = f->pubs[i].mid;
     f->pubs[0].acked = f->pubs[1].acked = f->pubs[3].acked = true;
-    assert_int_equal(bc_uploader_on_published(up, mids[0], &e), BC_OK);
-    assert_int_equal(bc_uploader_on_published(up, mids[1], &e), BC_OK);
-    assert_int_equal(bc_uploader_on_published(up, mids[3], &e), BC_OK);
+    assert_int_equal(bc_uploader_on_published(up, mids[0], 0, &e), BC_OK);
+    assert_int_equal(bc_uploader_on_published(up, mids[1], 0, &e), BC_OK);
+    assert_int_equal(bc_uploader_on_published(up, mids[3], 0, &e), BC_OK);
     bc_uploader_stats st;
     bc_uploader_get_stats(up, &st);
     assert_int_equal(st.current_offset, CHUNK); /* the contiguous prefix only */
@@ -337,7 +337,7 @@ static void test_pause_resumes_from_acknowledged_prefix(void **state)
     assert_int_equal(st.in_flight, 0);
     assert_true(bc_test_exists(f->dir, "upload.json"));
     /* a late PUBACK of the old connection changes nothing, sends nothing */
-    assert_int_equal(bc_uploader_on_published(up, mids[2], &e), BC_OK);
+    assert_int_equal(bc_uploader_on_published(up, mids[2], 0, &e), BC_OK);
     assert_int_equal(f->npubs, before);
 
     clear_pubs(f);
@@ -408,8 +408,8 @@ static void test_publish_failure_then_retry(void **state)
     /* a chunk fails while the window refills: retried, no gap */
     f->fail_publish = 1;
     f->pubs[0].acked = f->pubs[1].acked = true;
-    assert_int_equal(bc_uploader_on_published(up, f->pubs[0].mid, &e), BC_OK);
-    assert_int_equal(bc_uploader_on_published(up, f->pubs[1].mid, &e), BC_ERR_UNAVAILABLE);
+    assert_int_equal(bc_uploader_on_published(up, f->pubs[0].mid, 0, &e), BC_OK);
+    assert_int_equal(bc_uploader_on_published(up, f->pubs[1].mid, 0, &e), BC_ERR_UNAVAILABLE);
     assert_int_equal(bc_uploader_start(up, &e), BC_OK);
     ack_all(f, up);
     size_t a_chunks = (f->a.size + CHUNK - 1) / CHUNK;
@@ -567,6 +567,47 @@ static void test_new_argument_checks(void **state)
     bc_uploader_free(up);
 }
 
+/* A PUBACK that refuses a chunk (0x97: the broker's upload rate limit) must
+ * not count as delivered: the uploader holds, then resends from the
+ * acknowledged prefix, so the vault gets every byte without asking. */
+static void test_refused_chunk_is_sent_again_after_a_hold(void **state)
+{
+    fixture *f = *state;
+    bc_uploader *up = new_uploader(f);
+    bc_error e;
+    assert_int_equal(bc_uploader_start(up, &e), BC_OK);
+    assert_true(ack_oldest(f, up)); /* manifest */
+    assert_true(ack_oldest(f, up)); /* chunk at 0 */
+    size_t before = f->npubs;
+    /* the next in-flight chunk (offset CHUNK) is refused */
+    size_t victim = 0;
+    while (f->pubs[victim].acked || f->pubs[victim].msg.upload.kind != BC_UPLOAD_CHUNK)
+        victim++;
+    assert_int_equal(upl(f, victim)->offset, CHUNK);
+    f->pubs[victim].acked = true;
+    assert_int_equal(bc_uploader_on_published(up, f->pubs[victim].mid, 0x97, &e), BC_OK);
+    bc_uploader_stats st;
+    bc_uploader_get_stats(up, &st);
+    assert_int_equal(st.chunks_refused, 1);
+    assert_true(bc_uploader_hold_ms(up) > 0);
+    /* held: acknowledging the rest of the old window sends nothing */
+    assert_int_equal(bc_uploader_start(up, &e), BC_OK);
+    assert_int_equal(f->npubs, before);
+    for (size_t i = 0; i < f->npubs; i++)
+        f->pubs[i].acked = true;
+    while (bc_uploader_hold_ms(up) > 0)
+        usleep(10000);
+    assert_int_equal(bc_uploader_start(up, &e), BC_OK);
+    /* the manifest again, then the chunk that was refused */
+    assert_true(f->npubs > before + 1);
+    assert_int_equal(upl(f, before)->kind, BC_UPLOAD_MANIFEST);
+    assert_string_equal(upl(f, before)->recording_id, "rec-a");
+    assert_int_equal(upl(f, before + 1)->offset, CHUNK);
+    ack_all(f, up);
+    check_sequence(f, before, before + 1 + (f->a.size - CHUNK + CHUNK - 1) / CHUNK, &f->a, CHUNK);
+    bc_uploader_free(up);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +617,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_point_survives_a_new_uploader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_failure_then_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_resends_from_offset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_chunk_is_sent_again_after_a_hold, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_receipts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_argument_checks, setup, teardown),
     };

@@ -149,14 +149,25 @@ cleanup:
 }
 
 static const ctl_leaf leaves[] = {
-    {"verify", "", "check the whole audit log: every hash, no gap, the head",
+    {"verify",
+     "",
+     "check the whole audit log: every hash, no gap, the head",
      "Exit 0 when the log verifies; 5 when it does not, naming the file, the entry\n"
      "and what is wrong (edited, missing, out of order, cut off).\n",
-     0, 0, {{0}}, CTL_NEED_AUDIT_DIR, audit_verify},
-    {"show", "[--subject S] [--tail N]", "print audit entries, verbatim, oldest first",
+     0,
+     0,
+     {{0}},
+     CTL_NEED_AUDIT_DIR,
+     audit_verify},
+    {"show",
+     "[--subject S] [--tail N]",
+     "print audit entries, verbatim, oldest first",
      "--subject keeps entries about one thing: a recording's ref (cam-001/rec-7),\n"
      "device:<id> or request:<id>. --tail keeps the last N of them.\n",
-     0, 0, {{"subject", true, false, false}, {"tail", true, false, false}}, CTL_NEED_AUDIT_DIR,
+     0,
+     0,
+     {{"subject", true, false, false}, {"tail", true, false, false}},
+     CTL_NEED_AUDIT_DIR,
      audit_show},
 };
 

@@ -79,8 +79,7 @@ static int devices_list(ctl *c, const ctl_args *a)
         print_fingerprints(&s->devices[i]);
         putchar('\n');
     }
-    printf("# %zu devices (registry version %llu", s->device_count,
-           (unsigned long long)s->version);
+    printf("# %zu devices (registry version %llu", s->device_count, (unsigned long long)s->version);
     if (s->skipped > 0)
         printf(", %zu malformed entries skipped: the broker refuses them", s->skipped);
     printf(")\n");
@@ -92,8 +91,7 @@ static int devices_list(ctl *c, const ctl_args *a)
 
 /* The officer the camera is assigned to: bodycam:assignment:<id> is a
  * hash with field "officer" or a plain string (catalog.h). "" when none. */
-static bc_status read_assignment(bc_redis *r, const char *id, char *out, size_t size,
-                                 bc_error *err)
+static bc_status read_assignment(bc_redis *r, const char *id, char *out, size_t size, bc_error *err)
 {
     char key[sizeof(ASSIGNMENT_PREFIX) + BC_DEVICE_ID_MAX];
     redisReply *reply = NULL;
@@ -160,8 +158,7 @@ static int devices_show(ctl *c, const ctl_args *a)
         cJSON_AddStringToObject(doc, "officer", officer);
         cJSON *recs = cJSON_AddObjectToObject(doc, "recordings");
         for (int s = BC_REC_COMMITTED; recs != NULL && s <= BC_REC_PURGED; s++)
-            cJSON_AddNumberToObject(recs, bc_recording_status_name(s),
-                                    (double)n.by_status[s]);
+            cJSON_AddNumberToObject(recs, bc_recording_status_name(s), (double)n.by_status[s]);
         cJSON_AddNumberToObject(recs, "held", (double)n.held);
         return ctl_print_json(c, doc);
     }
@@ -199,8 +196,7 @@ static int print_change(ctl *c, const char *id, const bc_registry_change *ch, ui
     return CTL_EXIT_OK;
 }
 
-static int audit_change(ctl *c, const char *action, const char *id, cJSON *details,
-                        uint64_t *seq)
+static int audit_change(ctl *c, const char *action, const char *id, cJSON *details, uint64_t *seq)
 {
     char subject[sizeof(SUBJECT_PREFIX) + BC_DEVICE_ID_MAX];
     snprintf(subject, sizeof(subject), SUBJECT_PREFIX "%s", id);
@@ -274,28 +270,66 @@ static int devices_activate(ctl *c, const ctl_args *a)
 }
 
 static const ctl_leaf leaves[] = {
-    {"list", "", "the registered cameras, their status and certificate fingerprints", NULL, 0, 0,
-     {{0}}, CTL_NEED_REDIS, devices_list},
-    {"show", "ID", "one camera: status, fingerprints, assigned officer, its recordings", NULL, 1,
-     1, {{0}}, CTL_NEED_REDIS, devices_show},
-    {"register", "ID CERT.pem",
+    {"list",
+     "",
+     "the registered cameras, their status and certificate fingerprints",
+     NULL,
+     0,
+     0,
+     {{0}},
+     CTL_NEED_REDIS,
+     devices_list},
+    {"show",
+     "ID",
+     "one camera: status, fingerprints, assigned officer, its recordings",
+     NULL,
+     1,
+     1,
+     {{0}},
+     CTL_NEED_REDIS,
+     devices_show},
+    {"register",
+     "ID CERT.pem",
      "register a camera (status active) or add a certificate to it",
      "The registry keeps the SHA-256 fingerprint of the DER certificate (what\n"
      "bodycam-pki prints); a camera connects with any of its at most 8 certificates.\n"
      "Registering a known certificate changes nothing. Audited as device_registered.\n",
-     2, 2, {{0}}, CTL_NEED_REDIS | CTL_NEED_AUDIT, devices_register},
-    {"lost", "ID", "mark a camera lost: the broker kicks and refuses it",
+     2,
+     2,
+     {{0}},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT,
+     devices_register},
+    {"lost",
+     "ID",
+     "mark a camera lost: the broker kicks and refuses it",
      "The camera's recordings already in the vault are untouched. Use 'activate'\n"
      "when it is found. Audited as device_lost.\n",
-     1, 1, {{0}}, CTL_NEED_REDIS | CTL_NEED_AUDIT, devices_lost},
-    {"revoke", "ID", "revoke a camera for good: the broker kicks and refuses it",
-     "Audited as device_revoked.\n", 1, 1, {{0}}, CTL_NEED_REDIS | CTL_NEED_AUDIT,
+     1,
+     1,
+     {{0}},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT,
+     devices_lost},
+    {"revoke",
+     "ID",
+     "revoke a camera for good: the broker kicks and refuses it",
+     "Audited as device_revoked.\n",
+     1,
+     1,
+     {{0}},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT,
      devices_revoke},
-    {"activate", "ID", "allow a lost or revoked camera again",
-     "Audited as device_activated.\n", 1, 1, {{0}}, CTL_NEED_REDIS | CTL_NEED_AUDIT,
+    {"activate",
+     "ID",
+     "allow a lost or revoked camera again",
+     "Audited as device_activated.\n",
+     1,
+     1,
+     {{0}},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT,
      devices_activate},
 };
 
-const ctl_area ctl_area_devices = {"devices", "the device registry (list, show, register, lost, "
-                                              "revoke, activate)",
+const ctl_area ctl_area_devices = {"devices",
+                                   "the device registry (list, show, register, lost, "
+                                   "revoke, activate)",
                                    leaves, sizeof(leaves) / sizeof(leaves[0])};

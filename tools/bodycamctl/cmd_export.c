@@ -89,8 +89,7 @@ static int export_run(ctl *c, const ctl_args *a)
     bc_export_result res = {0};
     bc_error err = {{0}};
     bc_status rc = bc_export_run(&c->redis, c->store, c->keys, c->audit, c->audit_dir, &req,
-                                 bc_clock_now_ms(), show ? draw_progress : NULL, &bar, &res,
-                                 &err);
+                                 bc_clock_now_ms(), show ? draw_progress : NULL, &bar, &res, &err);
     if (bar.drawn)
         fputc('\n', stderr);
     if (rc == BC_ERR_INVAL)
@@ -103,7 +102,8 @@ static int export_run(ctl *c, const ctl_args *a)
 }
 
 static const ctl_leaf leaves[] = {
-    {NULL, "--purpose aangifte|klacht|inzage --case C --out DIR [--progress] REF...",
+    {NULL,
+     "--purpose aangifte|klacht|inzage --case C --out DIR [--progress] REF...",
      "decrypt held recordings into a bundle, for a lawful purpose",
      "Every REF (<device>/<recording id>) must have an active hold of the purpose's\n"
      "reason with case reference C (for inzage: the access request's id). Otherwise\n"
@@ -118,12 +118,14 @@ static const ctl_leaf leaves[] = {
      "\n"
      "The progress bar goes to stderr when it is a terminal, or always with\n"
      "--progress.\n",
-     1, BC_EXPORT_REFS_MAX,
+     1,
+     BC_EXPORT_REFS_MAX,
      {{"purpose", true, false, true},
       {"case", true, false, true},
       {"out", true, false, true},
       {"progress", false, false, false}},
-     CTL_NEED_REDIS | CTL_NEED_AUDIT | CTL_NEED_STORE | CTL_NEED_KEYS, export_run},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT | CTL_NEED_STORE | CTL_NEED_KEYS,
+     export_run},
 };
 
 const ctl_area ctl_area_export = {"export", "decrypt held recordings into a bundle", leaves,

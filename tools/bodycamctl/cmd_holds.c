@@ -85,8 +85,8 @@ static int holds_place(ctl *c, const ctl_args *a)
     int64_t now = bc_clock_now_ms();
     bc_hold h;
     bool created = false;
-    bc_status rc = bc_catalog_hold_place(&c->redis, ref, reason, case_ref, c->actor, note, now,
-                                         &h, &created, &err);
+    bc_status rc = bc_catalog_hold_place(&c->redis, ref, reason, case_ref, c->actor, note, now, &h,
+                                         &created, &err);
     if (rc != BC_OK)
         return ctl_fail(c, rc, "%s: %s", c->what, err.text);
     uint64_t seq = 0;
@@ -134,23 +134,37 @@ static int holds_release(ctl *c, const ctl_args *a)
 }
 
 static const ctl_leaf leaves[] = {
-    {"list", "[--ref REF] [--case C] [--all]", "active holds (--all: released ones too)", NULL, 0,
+    {"list",
+     "[--ref REF] [--case C] [--all]",
+     "active holds (--all: released ones too)",
+     NULL,
+     0,
      0,
      {{"ref", true, false, false}, {"case", true, false, false}, {"all", false, false, false}},
-     CTL_NEED_REDIS, holds_list},
-    {"place", "REF --reason aangifte|klacht --case C [--note TEXT]",
+     CTL_NEED_REDIS,
+     holds_list},
+    {"place",
+     "REF --reason aangifte|klacht --case C [--note TEXT]",
      "hold a recording for a police report (aangifte) or a complaint (klacht)",
      "While a recording has an active hold it is not purged. The same reason and\n"
      "case on the same recording is the same hold (nothing changes). A recording that\n"
      "is purging or purged cannot be held (exit 3). Audited as hold_placed.\n",
-     1, 1,
+     1,
+     1,
      {{"reason", true, false, true}, {"case", true, false, true}, {"note", true, false, false}},
-     CTL_NEED_REDIS | CTL_NEED_AUDIT, holds_place},
-    {"release", "HOLD_ID [--note TEXT]", "release a hold",
+     CTL_NEED_REDIS | CTL_NEED_AUDIT,
+     holds_place},
+    {"release",
+     "HOLD_ID [--note TEXT]",
+     "release a hold",
      "When it was the recording's last active hold, the recording is purged at its\n"
      "delete_after again (at once, if that has passed). Already released: exit 3.\n"
      "Audited as hold_released.\n",
-     1, 1, {{"note", true, false, false}}, CTL_NEED_REDIS | CTL_NEED_AUDIT, holds_release},
+     1,
+     1,
+     {{"note", true, false, false}},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT,
+     holds_release},
 };
 
 const ctl_area ctl_area_holds = {"holds", "holds on recordings (list, place, release)", leaves,

@@ -145,18 +145,16 @@ static void print_meta(const bc_recording_meta *m)
     printf("recording:     %s\nstatus:        %s\n", m->ref, bc_recording_status_name(m->status));
     ctl_format_time(m->recorded_at, t, sizeof(t));
     ctl_format_duration(m->duration_ms, dur, sizeof(dur));
-    printf("recorded at:   %s (%s)\nofficer:       %s\n", t, dur,
-           m->officer[0] ? m->officer : "-");
+    printf("recorded at:   %s (%s)\nofficer:       %s\n", t, dur, m->officer[0] ? m->officer : "-");
     printf("warnings:      %lld%s\n", (long long)m->warnings,
            m->emergency ? " (emergency recording)" : "");
     printf("object:        sha256 %s, %lld bytes, key %s\n", m->sha256, (long long)m->size,
            m->key_id);
     ctl_format_time(m->committed_at, t, sizeof(t));
-    printf("committed at:  %s (audit entry #%llu)\n", t,
-           (unsigned long long)m->commit_audit_seq);
+    printf("committed at:  %s (audit entry #%llu)\n", t, (unsigned long long)m->commit_audit_seq);
     ctl_format_time(m->delete_after, t, sizeof(t));
-    printf("delete after:  %s%s\n", t, m->active_holds > 0 ? " (held: not while a hold is active)"
-                                                            : "");
+    printf("delete after:  %s%s\n", t,
+           m->active_holds > 0 ? " (held: not while a hold is active)" : "");
     if (m->status == BC_REC_PURGED) {
         ctl_format_time(m->purged_at, t, sizeof(t));
         printf("purged at:     %s (audit entry #%llu)\n", t,
@@ -224,11 +222,17 @@ static const ctl_leaf leaves[] = {
       {"limit", true, false, false}},
      CTL_NEED_REDIS,
      recordings_list},
-    {"show", "REF", "one recording (REF = <device>/<recording id>), its holds and audit trail",
+    {"show",
+     "REF",
+     "one recording (REF = <device>/<recording id>), its holds and audit trail",
      "The audit trail is every entry of the audit log whose subject is REF, verbatim:\n"
      "its commit, holds, releases, exports, refusals and its purge.\n",
-     1, 1, {{0}}, CTL_NEED_REDIS | CTL_NEED_AUDIT_DIR, recordings_show},
+     1,
+     1,
+     {{0}},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT_DIR,
+     recordings_show},
 };
 
-const ctl_area ctl_area_recordings = {"recordings", "the vault's recordings (list, show)",
-                                      leaves, sizeof(leaves) / sizeof(leaves[0])};
+const ctl_area ctl_area_recordings = {"recordings", "the vault's recordings (list, show)", leaves,
+                                      sizeof(leaves) / sizeof(leaves[0])};

@@ -149,8 +149,8 @@ static int parse_request(ctl *c, const ctl_args *a, bc_access_request *q)
     const char *from = ctl_arg(a, "from"), *to = ctl_arg(a, "to");
     const char *officer = ctl_arg(a, "officer");
     memset(q, 0, sizeof(*q));
-    int code = optional_text(c, "requester", ctl_arg(a, "requester"), q->requester,
-                             sizeof(q->requester));
+    int code =
+        optional_text(c, "requester", ctl_arg(a, "requester"), q->requester, sizeof(q->requester));
     if (code == CTL_EXIT_OK)
         code = optional_text(c, "contact", ctl_arg(a, "contact"), q->contact, sizeof(q->contact));
     if (code == CTL_EXIT_OK)
@@ -216,8 +216,8 @@ static void free_entries(cJSON **entries, size_t count)
 }
 
 /* request_registered and one hold_placed per hold, as one batch. */
-static int audit_registered(ctl *c, const bc_access_request *q, const match_vec *m,
-                            int64_t now, uint64_t *seq)
+static int audit_registered(ctl *c, const bc_access_request *q, const match_vec *m, int64_t now,
+                            uint64_t *seq)
 {
     cJSON **entries = calloc(m->count + 1, sizeof(*entries));
     size_t n = 0;
@@ -421,8 +421,7 @@ static int show_text(const bc_access_request *q, const match_vec *m, const proof
     return CTL_EXIT_OK;
 }
 
-static int show_json(ctl *c, const bc_access_request *q, const match_vec *m,
-                     const proof_search *p)
+static int show_json(ctl *c, const bc_access_request *q, const match_vec *m, const proof_search *p)
 {
     cJSON *doc = cJSON_CreateObject();
     cJSON *arr = cJSON_CreateArray();
@@ -509,8 +508,8 @@ static int requests_extend(ctl *c, const ctl_args *a)
 }
 
 /* request_closed and one hold_released per released hold, as one batch. */
-static int audit_closed(ctl *c, const char *id, const char *answer, const hold_vec *h,
-                        int64_t now, uint64_t *seq)
+static int audit_closed(ctl *c, const char *id, const char *answer, const hold_vec *h, int64_t now,
+                        uint64_t *seq)
 {
     char subject[sizeof(SUBJECT_PREFIX) + BC_CATALOG_ID_MAX];
     cJSON **entries = calloc(h->count + 1, sizeof(*entries));
@@ -576,8 +575,15 @@ static int requests_close(ctl *c, const ctl_args *a)
 }
 
 static const ctl_leaf leaves[] = {
-    {"list", "[--all]", "open access requests (--all: closed ones too)", NULL, 0, 0,
-     {{"all", false, false, false}}, CTL_NEED_REDIS, requests_list},
+    {"list",
+     "[--all]",
+     "open access requests (--all: closed ones too)",
+     NULL,
+     0,
+     0,
+     {{"all", false, false, false}},
+     CTL_NEED_REDIS,
+     requests_list},
     {"register",
      "--requester NAME --from T --to T [--place TEXT] [--camera ID]... [--officer X] "
      "[--contact TEXT]",
@@ -587,7 +593,8 @@ static const ctl_leaf leaves[] = {
      "case reference is the request id, and so are later uploads that match while\n"
      "the request is open. The deadline is one calendar month from now. Audited as\n"
      "request_registered and one hold_placed per recording held.\n",
-     0, 0,
+     0,
+     0,
      {{"requester", true, false, true},
       {"from", true, false, true},
       {"to", true, false, true},
@@ -595,20 +602,39 @@ static const ctl_leaf leaves[] = {
       {"camera", true, true, false},
       {"officer", true, false, false},
       {"contact", true, false, false}},
-     CTL_NEED_REDIS | CTL_NEED_AUDIT, requests_register},
-    {"show", "ID", "a request and its recordings: held, or purged with the proof",
+     CTL_NEED_REDIS | CTL_NEED_AUDIT,
+     requests_register},
+    {"show",
+     "ID",
+     "a request and its recordings: held, or purged with the proof",
      "A recording purged before the request came is shown with the time of its\n"
      "purge, its audit entry number and that entry verbatim (check it with\n"
      "'bodycamctl audit verify').\n",
-     1, 1, {{0}}, CTL_NEED_REDIS | CTL_NEED_AUDIT_DIR, requests_show},
-    {"extend", "ID --reason TEXT", "move the deadline two months on (once)",
+     1,
+     1,
+     {{0}},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT_DIR,
+     requests_show},
+    {"extend",
+     "ID --reason TEXT",
+     "move the deadline two months on (once)",
      "Allowed once per request, while it is open (else exit 3). Audited as\n"
      "request_extended.\n",
-     1, 1, {{"reason", true, false, true}}, CTL_NEED_REDIS | CTL_NEED_AUDIT, requests_extend},
-    {"close", "ID --answer TEXT", "close a request with its answer and release its holds",
+     1,
+     1,
+     {{"reason", true, false, true}},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT,
+     requests_extend},
+    {"close",
+     "ID --answer TEXT",
+     "close a request with its answer and release its holds",
      "Each released recording is purged at its own delete_after again unless another\n"
      "hold keeps it. Audited as request_closed and one hold_released per hold.\n",
-     1, 1, {{"answer", true, false, true}}, CTL_NEED_REDIS | CTL_NEED_AUDIT, requests_close},
+     1,
+     1,
+     {{"answer", true, false, true}},
+     CTL_NEED_REDIS | CTL_NEED_AUDIT,
+     requests_close},
 };
 
 const ctl_area ctl_area_requests = {"requests",

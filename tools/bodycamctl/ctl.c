@@ -79,7 +79,8 @@ int ctl_exit_code(bc_status status)
     }
 }
 
-static int report(ctl *c, int code, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+static int report(ctl *c, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 static int report(ctl *c, int code, const char *fmt, va_list ap)
 {
     vsnprintf(c->error, sizeof(c->error), fmt, ap);
@@ -244,8 +245,10 @@ static int resolve_actor(ctl *c)
                         "actor: no operator name (give --as NAME or set operator in the "
                         "configuration)");
     if (!operator_name_valid(name))
-        return ctl_fail(c, BC_ERR_INVAL, "actor: %s '%.64s' is not an operator name "
-                        "([A-Za-z0-9_.@-]{1,64})", from, name);
+        return ctl_fail(c, BC_ERR_INVAL,
+                        "actor: %s '%.64s' is not an operator name "
+                        "([A-Za-z0-9_.@-]{1,64})",
+                        from, name);
     snprintf(c->actor, sizeof(c->actor), CTL_ACTOR_PREFIX "%s", name);
     return CTL_EXIT_OK;
 }
@@ -268,7 +271,7 @@ static int open_redis(ctl *c)
         return ctl_fail(c, BC_ERR_INVAL, "configuration: %s", err.text);
     c->redis_open = true;
     if (bc_redis_connect_now(&c->redis, &err) != BC_OK)
-        return ctl_fail(c, BC_ERR_UNAVAILABLE, "redis %s:%d: %s", rc.host, rc.port, err.text);
+        return ctl_fail(c, BC_ERR_UNAVAILABLE, "%s", err.text); /* names host:port */
     return CTL_EXIT_OK;
 }
 

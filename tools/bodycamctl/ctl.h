@@ -23,9 +23,10 @@
  *
  * Every mutating leaf makes its change through the vault's modules (one
  * atomic script or transaction) and then writes its audit entries with the
- * actor "operator:<name>"; the audit log is opened (and so checked) before
- * the change, so a damaged log stops the change instead of leaving it
- * unaudited.
+ * actor "operator:<name>"; the audit log is opened before the change (the
+ * open checks its last entry against its head and repairs a torn line), so a
+ * log that cannot be appended to stops the change instead of leaving it
+ * unaudited. A whole-log check is 'audit verify'.
  *
  * Output: text on stdout for people; with --json exactly one JSON document
  * on stdout for every command, also on failure ({"error": ...}). Errors are
@@ -58,9 +59,9 @@
 
 /* Exit codes (README.md). */
 #define CTL_EXIT_OK 0
-#define CTL_EXIT_FAILURE 1  /* runtime: Redis down, I/O */
-#define CTL_EXIT_USAGE 2    /* command line or configuration */
-#define CTL_EXIT_REFUSED 3  /* refused by policy: BC_ERR_DENIED, BC_ERR_STATE */
+#define CTL_EXIT_FAILURE 1 /* runtime: Redis down, I/O */
+#define CTL_EXIT_USAGE 2   /* command line or configuration */
+#define CTL_EXIT_REFUSED 3 /* refused by policy: BC_ERR_DENIED, BC_ERR_STATE */
 #define CTL_EXIT_NOT_FOUND 4
 #define CTL_EXIT_TAMPERED 5 /* verification failed */
 
@@ -88,8 +89,8 @@ typedef struct ctl {
     /* global options */
     const char *config_path; /* NULL: $BODYCAM_CTL_CONFIG, else the default */
     bool json;
-    const char *as;          /* --as NAME */
-    bool progress;           /* export --progress sets it */
+    const char *as; /* --as NAME */
+    bool progress;  /* export --progress sets it */
     /* loaded */
     ctl_config cfg;
     char config_used[CTL_PATH_MAX]; /* "" when no file was read */
@@ -114,9 +115,9 @@ typedef struct ctl {
 #define CTL_VALUES_MAX 64
 
 typedef struct ctl_opt {
-    const char *name;  /* long option, without "--" */
+    const char *name; /* long option, without "--" */
     bool has_value;
-    bool repeatable;   /* may be given more than once (--camera) */
+    bool repeatable; /* may be given more than once (--camera) */
     bool required;
 } ctl_opt;
 

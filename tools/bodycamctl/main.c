@@ -178,8 +178,7 @@ static int check_leaf_args(ctl *c, const ctl_leaf *leaf, const ctl_args *a)
 }
 
 /* Parses argv (argv[0] is the leaf's name) into a; *help when --help. */
-static int parse_leaf(ctl *c, const ctl_leaf *leaf, int argc, char **argv, ctl_args *a,
-                      bool *help)
+static int parse_leaf(ctl *c, const ctl_leaf *leaf, int argc, char **argv, ctl_args *a, bool *help)
 {
     struct option longopts[CTL_OPTS_MAX + 3];
     build_longopts(leaf, longopts);

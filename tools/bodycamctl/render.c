@@ -140,10 +140,9 @@ void ctl_print_recording_line(FILE *out, const bc_recording_meta *m)
     char at[40], dur[32];
     ctl_format_time(m->recorded_at, at, sizeof(at));
     ctl_format_duration(m->duration_ms, dur, sizeof(dur));
-    fprintf(out, "%-40s %-9s %s %9s officer=%s warnings=%" PRId64 "%s holds=%" PRId64 "\n",
-            m->ref, bc_recording_status_name(m->status), at, dur,
-            m->officer[0] ? m->officer : "-", m->warnings, m->emergency ? " EMERGENCY" : "",
-            m->active_holds);
+    fprintf(out, "%-40s %-9s %s %9s officer=%s warnings=%" PRId64 "%s holds=%" PRId64 "\n", m->ref,
+            bc_recording_status_name(m->status), at, dur, m->officer[0] ? m->officer : "-",
+            m->warnings, m->emergency ? " EMERGENCY" : "", m->active_holds);
 }
 
 void ctl_print_hold_line(FILE *out, const bc_hold *h)
@@ -151,8 +150,8 @@ void ctl_print_hold_line(FILE *out, const bc_hold *h)
     char at[40];
     ctl_format_time(h->placed_at, at, sizeof(at));
     fprintf(out, "%-6s %-8s %-8s case=%s %s placed %s by %s", h->id,
-            h->active ? "active" : "released", bc_hold_reason_name(h->reason), h->case_ref,
-            h->ref, at, h->placed_by);
+            h->active ? "active" : "released", bc_hold_reason_name(h->reason), h->case_ref, h->ref,
+            at, h->placed_by);
     if (h->note[0] != '\0')
         fprintf(out, " note=\"%s\"", h->note);
     if (!h->active) {
@@ -171,8 +170,9 @@ void ctl_print_request_line(FILE *out, const bc_access_request *q, int64_t now_m
     ctl_format_time(q->window_to, to, sizeof(to));
     ctl_format_time(q->deadline, deadline, sizeof(deadline));
     bool overdue = q->status == BC_REQ_OPEN && now_ms > q->deadline;
-    fprintf(out, "%-6s %-6s %s..%s requester=\"%s\" held=%" PRId64 " purged=%" PRId64
-                 " deadline=%s%s%s\n",
+    fprintf(out,
+            "%-6s %-6s %s..%s requester=\"%s\" held=%" PRId64 " purged=%" PRId64
+            " deadline=%s%s%s\n",
             q->id, bc_request_status_name(q->status), from, to, q->requester, q->held, q->purged,
             deadline, q->extended ? " (extended)" : "", overdue ? " OVERDUE" : "");
 }

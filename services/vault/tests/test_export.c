@@ -241,9 +241,9 @@ static recording *make_recording(fixture *f, const char *device, const char *id,
     bc_recording_writer *w = NULL;
     bc_recording_info info;
     snprintf(path, sizeof(path), "%s/%s.rec", f->dir, id);
-    assert_int_equal(bc_recording_writer_open(path, f->pub, NULL, id, device, recorded_at,
-                                              SEGMENT, &w, &err),
-                     BC_OK);
+    assert_int_equal(
+        bc_recording_writer_open(path, f->pub, NULL, id, device, recorded_at, SEGMENT, &w, &err),
+        BC_OK);
     for (size_t off = 0; off < len; off += 1000) {
         size_t n = len - off < 1000 ? len - off : 1000;
         assert_int_equal(bc_recording_writer_write(w, rec->plain + off, n), BC_OK);
@@ -461,8 +461,8 @@ static void assert_refused(fixture *f, const char *purpose, const char *case_ref
         before[i] = audited(f, refs[i], "export_refused");
     assert_int_equal(bc_export_authorize(&f->r, &req, &err), BC_ERR_DENIED);
     assert_int_equal(audited(f, refs[0], "export_refused"), before[0]); /* authorize: no audit */
-    bc_status rc = bc_export_run(&f->r, f->st, f->ks, f->a, f->audit_dir, &req, NOW_MS, NULL,
-                                 NULL, NULL, &err);
+    bc_status rc = bc_export_run(&f->r, f->st, f->ks, f->a, f->audit_dir, &req, NOW_MS, NULL, NULL,
+                                 NULL, &err);
     assert_int_equal(rc, BC_ERR_DENIED);
     assert_true(strlen(err.text) > 0);
     for (size_t i = 0; i < count; i++) {
@@ -504,8 +504,8 @@ static void test_authorized_export_is_the_plaintext(void **state)
 
     progress_log p = {.monotonic = true};
     bc_export_result res = {0};
-    bc_status rc = bc_export_run(&f->r, f->st, f->ks, f->a, f->audit_dir, &req, NOW_MS,
-                                 on_progress, &p, &res, &err);
+    bc_status rc = bc_export_run(&f->r, f->st, f->ks, f->a, f->audit_dir, &req, NOW_MS, on_progress,
+                                 &p, &res, &err);
     if (rc != BC_OK)
         fail_msg("export: %s", err.text);
     assert_int_equal(res.recordings, 1);
@@ -536,8 +536,7 @@ static void test_authorized_export_is_the_plaintext(void **state)
     assert_string_equal(cJSON_GetObjectItem(info, "actor")->valuestring, ACTOR);
     assert_int_equal((int64_t)cJSON_GetObjectItem(info, "exported_at")->valuedouble, NOW_MS);
     cJSON *head = cJSON_GetObjectItem(info, "audit_head");
-    assert_int_equal((uint64_t)cJSON_GetObjectItem(head, "seq")->valuedouble,
-                     res.first_audit_seq);
+    assert_int_equal((uint64_t)cJSON_GetObjectItem(head, "seq")->valuedouble, res.first_audit_seq);
     cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItem(info, "recordings"), 0);
     assert_string_equal(cJSON_GetObjectItem(r0, "ref")->valuestring, rec->ref);
     assert_string_equal(cJSON_GetObjectItem(r0, "sha256")->valuestring, rec->sha256);
@@ -621,8 +620,7 @@ static void test_released_hold_is_refused(void **state)
     bc_error err = {{0}};
     place_hold(f, rec->ref, BC_HOLD_AANGIFTE, CASE, &h);
     assert_int_equal(
-        bc_catalog_hold_release(&f->r, h.id, ACTOR, "case closed", NOW_MS, &released, &err),
-        BC_OK);
+        bc_catalog_hold_release(&f->r, h.id, ACTOR, "case closed", NOW_MS, &released, &err), BC_OK);
     const char *refs[] = {rec->ref};
     assert_refused(f, "aangifte", CASE, refs, 1);
 }
@@ -651,8 +649,7 @@ static void test_purged_is_refused(void **state)
 {
     fixture *f = *state;
     /* recorded 29 days ago, no hold: the purge takes it */
-    recording *rec =
-        make_recording(f, "cam-001", "rec-old", 5000, NOW_MS - 29 * BC_CATALOG_DAY_MS);
+    recording *rec = make_recording(f, "cam-001", "rec-old", 5000, NOW_MS - 29 * BC_CATALOG_DAY_MS);
     bc_recording_meta purging[2];
     size_t count = 0;
     bc_error err = {{0}};
@@ -710,8 +707,7 @@ static void damage_object(fixture *f, const recording *rec, uint64_t from_end)
 {
     char path[512];
     bc_error err = {{0}};
-    assert_int_equal(
-        bc_store_path(f->st, rec->sha256, path, sizeof(path), NULL, 0, &err), BC_OK);
+    assert_int_equal(bc_store_path(f->st, rec->sha256, path, sizeof(path), NULL, 0, &err), BC_OK);
     assert_int_equal(chmod(path, 0600), 0);
     int fd = open(path, O_RDWR);
     assert_true(fd >= 0);
@@ -742,6 +738,8 @@ static void test_tampered_object_leaves_nothing(void **state)
                      BC_ERR_TAMPERED);
     assert_nothing_left(f);
     assert_int_equal(audited(f, b->ref, "export"), 0);
+    assert_int_equal(audited(f, a->ref, "export_failed"), 1); /* a's plaintext was made */
+    assert_int_equal(audited(f, b->ref, "export_failed"), 1);
 }
 
 static void test_truncated_object_leaves_nothing(void **state)
@@ -752,14 +750,13 @@ static void test_truncated_object_leaves_nothing(void **state)
     place_hold(f, rec->ref, BC_HOLD_AANGIFTE, CASE, &h);
     char path[512];
     bc_error err = {{0}};
-    assert_int_equal(
-        bc_store_path(f->st, rec->sha256, path, sizeof(path), NULL, 0, &err), BC_OK);
+    assert_int_equal(bc_store_path(f->st, rec->sha256, path, sizeof(path), NULL, 0, &err), BC_OK);
     assert_int_equal(chmod(path, 0600), 0);
     assert_int_equal(truncate(path, (off_t)(rec->size - SEGMENT)), 0);
     const char *refs[] = {rec->ref};
     bc_export_request req = request(f, "aangifte", CASE, refs, 1);
-    bc_status rc = bc_export_run(&f->r, f->st, f->ks, f->a, f->audit_dir, &req, NOW_MS, NULL,
-                                 NULL, NULL, &err);
+    bc_status rc = bc_export_run(&f->r, f->st, f->ks, f->a, f->audit_dir, &req, NOW_MS, NULL, NULL,
+                                 NULL, &err);
     assert_true(rc == BC_ERR_TRUNCATED || rc == BC_ERR_TAMPERED);
     assert_nothing_left(f);
 }
@@ -787,6 +784,48 @@ static void test_swapped_object_is_tampered(void **state)
     assert_int_equal(bc_export_run(&f->r, f->st, f->ks, f->a, f->audit_dir, &req, NOW_MS, NULL,
                                    NULL, NULL, &err),
                      BC_ERR_TAMPERED);
+    assert_nothing_left(f);
+}
+
+/* Another operator releases the hold while the bytes are being decrypted. */
+typedef struct release_during {
+    fixture *f;
+    const char *hold_id;
+    bool released;
+} release_during;
+
+static void release_on_progress(uint64_t done, uint64_t total, const char *ref, void *userdata)
+{
+    (void)done;
+    (void)total;
+    (void)ref;
+    release_during *rd = userdata;
+    if (rd->released)
+        return;
+    bc_hold out;
+    bc_error err = {{0}};
+    assert_int_equal(
+        bc_catalog_hold_release(&rd->f->r, rd->hold_id, "operator:bob", NULL, NOW_MS, &out, &err),
+        BC_OK);
+    rd->released = true;
+}
+
+static void test_hold_released_during_export_is_refused(void **state)
+{
+    fixture *f = *state;
+    recording *rec = make_recording(f, "cam-001", "rec-1", 3 * SEGMENT, NOW_MS - HOUR_MS);
+    bc_hold h;
+    place_hold(f, rec->ref, BC_HOLD_AANGIFTE, CASE, &h);
+    const char *refs[] = {rec->ref};
+    bc_export_request req = request(f, "aangifte", CASE, refs, 1);
+    release_during rd = {.f = f, .hold_id = h.id};
+    bc_error err = {{0}};
+    assert_int_equal(bc_export_run(&f->r, f->st, f->ks, f->a, f->audit_dir, &req, NOW_MS,
+                                   release_on_progress, &rd, NULL, &err),
+                     BC_ERR_DENIED);
+    assert_true(rd.released);
+    assert_int_equal(audited(f, rec->ref, "export_refused"), 1);
+    assert_int_equal(audited(f, rec->ref, "export"), 0);
     assert_nothing_left(f);
 }
 
@@ -819,9 +858,8 @@ static void test_inzage_needs_the_open_request(void **state)
     bc_export_request req = request(f, "inzage", q.id, refs, 1);
     assert_int_equal(bc_export_authorize(&f->r, &req, &err), BC_OK);
     assert_refused(f, "aangifte", q.id, refs, 1); /* the inzage hold is for an inzage only */
-    assert_int_equal(bc_catalog_request_close(&f->r, q.id, "shown", ACTOR, NOW_MS, NULL, NULL,
-                                              &err),
-                     BC_OK);
+    assert_int_equal(
+        bc_catalog_request_close(&f->r, q.id, "shown", ACTOR, NOW_MS, NULL, NULL, &err), BC_OK);
     assert_refused(f, "inzage", q.id, refs, 1);
 }
 
@@ -842,6 +880,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated_object_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swapped_object_is_tampered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inzage_needs_the_open_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_released_during_export_is_refused, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
