@@ -187,8 +187,8 @@ static int load_stack(publisher *pubs, size_t npubs)
     for (size_t i = 0; rc == 0 && i < npubs; i++) {
         rc |= copy_str(at(root, "devices", pubs[i].device, "cert"), pubs[i].cert,
                        sizeof(pubs[i].cert), "a device certificate (--devices)");
-        rc |= copy_str(at(root, "devices", pubs[i].device, "key"), pubs[i].key,
-                       sizeof(pubs[i].key), "a device key (--devices)");
+        rc |= copy_str(at(root, "devices", pubs[i].device, "key"), pubs[i].key, sizeof(pubs[i].key),
+                       "a device key (--devices)");
     }
     cJSON_Delete(root);
     if (rc == 0 && g.port <= 0)
@@ -239,8 +239,8 @@ static int publish_one(publisher *p)
     int n = snprintf(p->buf, 256 + 4 * (CHUNK_MAX / 3 + 1),
                      "{\"v\":1,\"device\":\"%s\",\"kind\":\"chunk\",\"recording_id\":\"bench-1\","
                      "\"sha256\":\"%s\",\"offset\":%llu,\"data\":\"%s\"}",
-                     p->device, last ? g.sha_tail : g.sha_full,
-                     (unsigned long long)p->next_offset, last ? g.b64_tail : g.b64_full);
+                     p->device, last ? g.sha_tail : g.sha_full, (unsigned long long)p->next_offset,
+                     last ? g.b64_tail : g.b64_full);
     int mid = 0;
     int rc = mosquitto_publish_v5(p->mosq, &mid, p->topic, n, p->buf, 1, false, NULL);
     if (rc != MOSQ_ERR_SUCCESS) {

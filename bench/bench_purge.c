@@ -11,6 +11,16 @@
  * commandstats: evalsha usec), which separates the server's share from the
  * client's. Usage:
  *   bench_purge [records (default 100000)] [purge batch (default 1000)]
+ *
+ * Seeding mode, for bench_vault.py's measurement of the real daemon:
+ *   bench_purge --seed-only REDIS_PORT N AUDIT_DIR
+ * commits N records into the catalog of the Redis at 127.0.0.1:REDIS_PORT
+ * (a stack's, its vault stopped) as the vault would: recorded now (the
+ * clock of BODYCAM_CLOCK_FILE, if set) minus up to N ms, delete_after 28
+ * days later, each with a real "commit" entry in the audit log in
+ * AUDIT_DIR (batches of 1,000, one fsync each) and marked audited, so a
+ * vault started afterwards has nothing to catch up on but the purge. The
+ * objects do not exist: the purge finds them gone, which it allows.
  * Build without sanitizers for meaningful numbers; note the load average.
  */
 #include <signal.h>
@@ -26,6 +36,10 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <cjson/cJSON.h>
+
+#include "common/clock.h"
+#include "vault/audit.h"
 #include "vault/catalog.h"
 
 #define WINDOW 1000
@@ -164,8 +178,120 @@ static bc_status purge_all(bc_redis *r, size_t batch, long *purged, bc_error *er
     return st;
 }
 
+/* ---- --seed-only ---- */
+
+static void seed_fill(bc_recording_meta *m, long i, int64_t now)
+{
+    memset(m, 0, sizeof(*m));
+    snprintf(m->device, sizeof(m->device), "cam-%03ld", i % 500);
+    snprintf(m->recording_id, sizeof(m->recording_id), "seed%07ld", i);
+    snprintf(m->key_id, sizeof(m->key_id), "rk-1");
+    snprintf(m->sha256, sizeof(m->sha256), "%064lx", i); /* one object name each */
+    m->recorded_at = now - 1000 - i;
+    m->duration_ms = 60000;
+    m->warnings = 2;
+    m->size = 50 * 1024 * 1024;
+    m->committed_at = now;
+    m->delete_after = m->recorded_at + 28 * BC_CATALOG_DAY_MS;
+}
+
+static cJSON *seed_entry(const bc_recording_meta *m)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (e == NULL)
+        return NULL;
+    bool ok = cJSON_AddStringToObject(e, "actor", "bench_purge") != NULL &&
+              cJSON_AddStringToObject(e, "action", "commit") != NULL &&
+              cJSON_AddStringToObject(e, "subject", m->ref) != NULL &&
+              cJSON_AddStringToObject(e, "device", m->device) != NULL &&
+              cJSON_AddStringToObject(e, "recording_id", m->recording_id) != NULL &&
+              cJSON_AddNumberToObject(e, "recorded_at", (double)m->recorded_at) != NULL &&
+              cJSON_AddStringToObject(e, "sha256", m->sha256) != NULL &&
+              cJSON_AddNumberToObject(e, "size", (double)m->size) != NULL &&
+              cJSON_AddNumberToObject(e, "delete_after", (double)m->delete_after) != NULL;
+    if (!ok) {
+        cJSON_Delete(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* One window: commit (pipelined), audit (one batch), mark audited. */
+static bc_status seed_window(bc_redis *r, bc_audit *a, long base, long k, int64_t now,
+                             double secs[3], bc_error *err)
+{
+    static bc_recording_meta ms[WINDOW];
+    static cJSON *entries[WINDOW];
+    long built = 0;
+    bc_status st = BC_OK;
+    double t = now_s();
+    for (long i = 0; st == BC_OK && i < k; i++) {
+        seed_fill(&ms[i], base + i, now);
+        st = bc_catalog_commit_append(r, &ms[i], now, err);
+    }
+    for (long i = 0; st == BC_OK && i < k; i++)
+        st = bc_catalog_commit_reply(r, &ms[i], NULL, NULL, 0, NULL, err);
+    secs[0] += now_s() - t;
+    t = now_s();
+    for (; st == BC_OK && built < k; built++)
+        if ((entries[built] = seed_entry(&ms[built])) == NULL)
+            st = bc_fail(err, BC_ERR_NOMEM, "no memory for an audit entry");
+    uint64_t first = 0;
+    if (st == BC_OK)
+        st = bc_audit_append(a, entries, (size_t)k, now, &first, err);
+    secs[1] += now_s() - t;
+    t = now_s();
+    for (long i = 0; st == BC_OK && i < k; i++)
+        st = bc_catalog_commit_audited(r, ms[i].ref, first + (uint64_t)i, err);
+    secs[2] += now_s() - t;
+    for (long i = 0; i < built; i++)
+        cJSON_Delete(entries[i]);
+    return st;
+}
+
+static int seed_only(int argc, char **argv)
+{
+    long port = argc == 5 ? strtol(argv[2], NULL, 10) : 0;
+    long n = argc == 5 ? strtol(argv[3], NULL, 10) : 0;
+    if (port <= 0 || port > 65535 || n <= 0) {
+        fprintf(stderr, "usage: bench_purge --seed-only REDIS_PORT N AUDIT_DIR\n");
+        return 2;
+    }
+    bc_redis r;
+    memset(&r, 0, sizeof(r)); /* bc_redis_close below is safe before a connect */
+    bc_audit *a = NULL;
+    bc_error err = {""};
+    double secs[3] = {0, 0, 0};
+    int64_t now = bc_clock_now_ms();
+    int rc = 1;
+    if (connect_wait(&r, (int)port) != BC_OK) {
+        fprintf(stderr, "bench_purge: no Redis at 127.0.0.1:%ld\n", port);
+        goto cleanup;
+    }
+    if (bc_catalog_scripts_load(&r, &err) != BC_OK || bc_audit_open(argv[4], &a, &err) != BC_OK)
+        goto fail;
+    for (long base = 0; base < n; base += WINDOW) {
+        long k = n - base < WINDOW ? n - base : WINDOW;
+        if (seed_window(&r, a, base, k, now, secs, &err) != BC_OK)
+            goto fail;
+    }
+    printf("seeded %ld records: commit %.2f s (pipelined, windows of %d), audit %.2f s "
+           "(one batch per window), marked audited %.2f s (one call each)\n",
+           n, secs[0], WINDOW, secs[1], secs[2]);
+    rc = 0;
+    goto cleanup;
+fail:
+    fprintf(stderr, "bench_purge: %s\n", err.text);
+cleanup:
+    bc_audit_close(a);
+    bc_redis_close(&r);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--seed-only") == 0)
+        return seed_only(argc, argv);
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 100000;
     long batch = argc > 2 ? strtol(argv[2], NULL, 10) : 1000;
     if (n <= 0 || batch <= 0 || batch > 100000) {

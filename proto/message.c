@@ -935,6 +935,20 @@ bc_status bc_message_encode(const bc_message *msg, char **out, bc_error *err)
     return BC_OK;
 }
 
+bc_status bc_message_encode_fleet(const bc_message *msg, char *topic, size_t topic_size,
+                                  char **out, bc_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (msg == NULL || topic == NULL ||
+        (msg->kind != BC_TOPIC_FLEET_SUMMARY && msg->kind != BC_TOPIC_FLEET_ALERTS))
+        return bc_fail(err, BC_ERR_INVAL, "not a fleet message (summary or alert)");
+    bc_status rc = bc_topic_fixed(topic, topic_size, msg->kind);
+    if (rc != BC_OK)
+        return bc_fail(err, rc, "cannot build the topic of a fleet message");
+    return bc_message_encode(msg, out, err);
+}
+
 void bc_message_free(bc_message *msg)
 {
     if (msg == NULL)

@@ -293,6 +293,12 @@ bc_status bc_message_validate(const bc_message *msg, bc_error *err);
  * string the caller free()s. On failure *out is NULL. */
 bc_status bc_message_encode(const bc_message *msg, char **out, bc_error *err);
 
+/* Encodes a fleet message (BC_TOPIC_FLEET_SUMMARY or _ALERTS) as
+ * bc_message_encode does and writes the topic it is published on into
+ * topic. BC_ERR_INVAL for another kind; on failure *out is NULL. */
+bc_status bc_message_encode_fleet(const bc_message *msg, char *topic, size_t topic_size,
+                                  char **out, bc_error *err);
+
 /* Releases upload.data or csr.csr and sets the pointer to NULL. */
 void bc_message_free(bc_message *msg);
 

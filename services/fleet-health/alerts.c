@@ -214,15 +214,10 @@ static bc_status transition(fleet *f, const char *field, const bc_msg_alert *ale
     bc_message msg = {.kind = BC_TOPIC_FLEET_ALERTS};
     msg.alert = *alert;
     char *payload = NULL;
-    bc_status st = bc_message_encode(&msg, &payload, err);
+    char topic[BC_TOPIC_MAX + 1];
+    bc_status st = bc_message_encode_fleet(&msg, topic, sizeof(topic), &payload, err);
     if (st != BC_OK)
         return st;
-    char topic[BC_TOPIC_MAX + 1];
-    st = bc_topic_fixed(topic, sizeof(topic), BC_TOPIC_FLEET_ALERTS);
-    if (st != BC_OK) {
-        bc_fail(err, st, "cannot build the fleet/alerts topic");
-        goto cleanup;
-    }
     bool raise = alert->status == BC_ALERT_RAISED;
     fh_args a;
     fh_args_init(&a);

@@ -71,18 +71,10 @@ static bc_status publish(fleet *f, bc_msg_summary *s, bc_error *err)
     bc_message msg = {.kind = BC_TOPIC_FLEET_SUMMARY};
     msg.summary = *s;
     char *payload = NULL;
-    bc_status st = bc_message_encode(&msg, &payload, err);
-    if (st != BC_OK)
-        return st;
     char topic[BC_TOPIC_MAX + 1];
-    st = bc_topic_fixed(topic, sizeof(topic), BC_TOPIC_FLEET_SUMMARY);
-    if (st != BC_OK) {
-        bc_fail(err, st, "cannot build the fleet/summary topic");
-        goto cleanup;
-    }
-    st = bc_outbox_add(&f->cmd, topic, payload, 1, true, err);
-
-cleanup:
+    bc_status st = bc_message_encode_fleet(&msg, topic, sizeof(topic), &payload, err);
+    if (st == BC_OK)
+        st = bc_outbox_add(&f->cmd, topic, payload, 1, true, err);
     free(payload);
     return st;
 }

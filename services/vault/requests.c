@@ -38,11 +38,8 @@ static bc_status send_alert(vault *v, const bc_access_request *q, bc_alert_statu
         snprintf(a->detail, sizeof(a->detail), "access request %s is closed", q->id);
     }
     char *payload = NULL;
-    bc_status st = bc_message_encode(&msg, &payload, err);
-    if (st != BC_OK)
-        return st;
     char topic[BC_TOPIC_MAX + 1];
-    st = bc_topic_fixed(topic, sizeof(topic), BC_TOPIC_FLEET_ALERTS);
+    bc_status st = bc_message_encode_fleet(&msg, topic, sizeof(topic), &payload, err);
     if (st == BC_OK)
         st = bc_outbox_add(&v->cmd, topic, payload, 1, false, err);
     free(payload);
