@@ -18,7 +18,6 @@
  */
 #include "device-agent/outbox.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -228,37 +227,29 @@ static int entry_cmp(const void *a, const void *b)
 
 static bc_status load_dir(bc_outbox *ob, bc_outbox_load_report *rep, bc_error *err)
 {
-    DIR *d = opendir(ob->dir);
-    if (d == NULL)
-        return bc_fail(err, BC_ERR_IO, "cannot open outbox directory '%s': %s", ob->dir,
-                       strerror(errno));
-    bc_status rc = BC_OK;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (de == NULL) {
-            if (errno != 0)
-                rc = bc_fail(err, BC_ERR_IO, "cannot read outbox directory '%s': %s", ob->dir,
-                             strerror(errno));
-            break;
-        }
+    bc_file_dir it;
+    bc_status rc = bc_file_dir_open(&it, ob->dir, err);
+    if (rc != BC_OK)
+        return BC_ERR_IO; /* also when it is missing, as outbox.h says */
+    const char *name = NULL;
+    while ((rc = bc_file_dir_next(&it, &name, err)) == BC_OK && name != NULL) {
         uint64_t seq;
-        if (has_suffix(de->d_name, BC_FILE_TMP_SUFFIX)) {
+        if (bc_file_is_tmp(name)) {
             /* an interrupted durable write: never renamed, so never promised */
-            if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            if (unlinkat(dirfd(it.d), name, 0) == 0)
                 rep->tmp_removed++;
             else
-                log_warn("outbox: cannot delete leftover '%s/%s'", ob->dir, de->d_name);
-        } else if (parse_msg_name(de->d_name, &seq)) {
-            rc = load_one(ob, de->d_name, seq, rep);
+                log_warn("outbox: cannot delete leftover '%s/%s'", ob->dir, name);
+        } else if (parse_msg_name(name, &seq)) {
+            rc = load_one(ob, name, seq, rep);
             if (rc != BC_OK) {
-                bc_fail(err, rc, "cannot load outbox message '%s/%s': %s", ob->dir, de->d_name,
+                bc_fail(err, rc, "cannot load outbox message '%s/%s': %s", ob->dir, name,
                         bc_strerror(rc));
                 break;
             }
         }
     }
-    closedir(d);
+    bc_file_dir_close(&it);
     if (rc == BC_OK && ob->count > 1)
         qsort(ob->entries, ob->count, sizeof(outbox_entry), entry_cmp);
     return rc;

@@ -12,6 +12,10 @@
  *
  * The temporary name is unique (mkstemps), so two writers of the same
  * target never write into one temporary file.
+ *
+ * A directory made on the way is durable the same way: mkdir, then an
+ * fsync of its parent, or a power cut can take the new directory (and
+ * everything durably written into it) away again.
  */
 #include "common/file.h"
 
@@ -25,21 +29,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Writes all of len bytes, retrying short writes and EINTR. */
-static int write_all(int fd, const void *data, size_t len)
+bool bc_file_is_tmp(const char *name)
+{
+    size_t n = strlen(name), k = strlen(BC_FILE_TMP_SUFFIX);
+    return n >= k && strcmp(name + n - k, BC_FILE_TMP_SUFFIX) == 0;
+}
+
+bc_status bc_file_write_all(int fd, const void *data, size_t len, const char *path, bc_error *err)
 {
     const unsigned char *p = data;
     while (len > 0) {
         ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
+            int saved = errno;
+            bc_fail(err, BC_ERR_IO, "cannot write '%s': %s", path, strerror(saved));
+            errno = saved;
+            return BC_ERR_IO;
         }
         p += n;
         len -= (size_t)n;
     }
-    return 0;
+    return BC_OK;
 }
 
 bc_status bc_file_fsync_dir(const char *dir, bc_error *err)
@@ -57,8 +69,7 @@ bc_status bc_file_fsync_dir(const char *dir, bc_error *err)
     return BC_OK;
 }
 
-/* The directory part of path ("." when there is no slash, "/" for "/x"). */
-static void dir_of(const char *path, char *out, size_t size)
+void bc_file_parent(const char *path, char *out, size_t size)
 {
     const char *slash = strrchr(path, '/');
     if (slash == NULL) {
@@ -68,6 +79,22 @@ static void dir_of(const char *path, char *out, size_t size)
     } else {
         snprintf(out, size, "%.*s", (int)(slash - path), path);
     }
+}
+
+bc_status bc_file_mkdir_durable(const char *path, mode_t mode, bc_error *err)
+{
+    if (mkdir(path, mode) != 0) {
+        if (errno != EEXIST)
+            return bc_fail(err, BC_ERR_IO, "cannot create directory '%s': %s", path,
+                           strerror(errno));
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            return bc_fail(err, BC_ERR_IO, "'%s' exists and is not a directory", path);
+        return BC_OK;
+    }
+    char parent[PATH_MAX];
+    bc_file_parent(path, parent, sizeof(parent));
+    return bc_file_fsync_dir(parent, err);
 }
 
 bc_status bc_file_write_durable(const char *path, const void *data, size_t len, mode_t mode,
@@ -80,7 +107,7 @@ bc_status bc_file_write_durable(const char *path, const void *data, size_t len, 
     if (n < 0 || (size_t)n >= sizeof(tmp))
         return bc_fail(err, BC_ERR_TOO_BIG, "durable write: path '%s' is too long", path);
     char dir[PATH_MAX];
-    dir_of(path, dir, sizeof(dir));
+    bc_file_parent(path, dir, sizeof(dir));
 
     int fd = mkstemps(tmp, (int)strlen(BC_FILE_TMP_SUFFIX));
     if (fd < 0)
@@ -91,10 +118,8 @@ bc_status bc_file_write_durable(const char *path, const void *data, size_t len, 
         bc_fail(err, rc, "cannot set the mode of '%s': %s", tmp, strerror(errno));
         goto cleanup;
     }
-    if (write_all(fd, data, len) != 0) {
-        bc_fail(err, rc, "cannot write '%s': %s", tmp, strerror(errno));
+    if (bc_file_write_all(fd, data, len, tmp, err) != BC_OK)
         goto cleanup;
-    }
     if (fsync(fd) != 0) {
         bc_fail(err, rc, "cannot fsync '%s': %s", tmp, strerror(errno));
         goto cleanup;
@@ -184,4 +209,45 @@ cleanup:
     free(buf);
     close(fd);
     return rc;
+}
+
+bc_status bc_file_dir_open(bc_file_dir *it, const char *dir, bc_error *err)
+{
+    it->path = dir;
+    it->d = opendir(dir);
+    if (it->d != NULL)
+        return BC_OK;
+    int saved = errno;
+    bc_status rc = saved == ENOENT ? BC_ERR_NOT_FOUND : BC_ERR_IO;
+    bc_fail(err, rc, "cannot open directory '%s': %s", dir, strerror(saved));
+    errno = saved;
+    return rc;
+}
+
+bc_status bc_file_dir_next(bc_file_dir *it, const char **name, bc_error *err)
+{
+    for (;;) {
+        errno = 0; /* readdir's only way to tell the end from an error */
+        struct dirent *de = readdir(it->d);
+        if (de == NULL) {
+            *name = NULL;
+            if (errno == 0)
+                return BC_OK;
+            int saved = errno;
+            bc_fail(err, BC_ERR_IO, "cannot read directory '%s': %s", it->path, strerror(saved));
+            errno = saved;
+            return BC_ERR_IO;
+        }
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            *name = de->d_name;
+            return BC_OK;
+        }
+    }
+}
+
+void bc_file_dir_close(bc_file_dir *it)
+{
+    if (it->d != NULL)
+        closedir(it->d); /* read-only: a close error changes nothing */
+    it->d = NULL;
 }

@@ -40,10 +40,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
+#include "common/script.h"
 #include "fleet-health/fleet.h"
-#include "proto/encoding.h"
 
 /* Common arguments of the camera scripts (fh_args_common):
  *   1 device  2 received_at  3 now  4 offline_after_ms  5 hourly_ttl_s
@@ -480,21 +478,19 @@ typedef struct script {
     const char *name;
     const char *body;
     bool with_prelude;
-    char *source; /* prelude + body, built once */
-    size_t source_len;
-    char sha[41];
+    bc_script run; /* prelude + body, built once */
 } script;
 
 static script scripts[FH_SCRIPT_COUNT] = {
-    [FH_SCRIPT_CONN] = {"conn", conn_body, true, NULL, 0, ""},
-    [FH_SCRIPT_STATE] = {"state", state_body, true, NULL, 0, ""},
-    [FH_SCRIPT_HEALTH] = {"health", health_body, true, NULL, 0, ""},
-    [FH_SCRIPT_EVENT] = {"event", event_body, true, NULL, 0, ""},
-    [FH_SCRIPT_STALE] = {"stale", stale_body, true, NULL, 0, ""},
-    [FH_SCRIPT_PEEK] = {"peek", peek_body, true, NULL, 0, ""},
-    [FH_SCRIPT_RAISE] = {"raise", raise_src, false, NULL, 0, ""},
-    [FH_SCRIPT_CLEAR] = {"clear", clear_src, false, NULL, 0, ""},
-    [FH_SCRIPT_COUNTS] = {"counts", counts_src, false, NULL, 0, ""},
+    [FH_SCRIPT_CONN] = {.name = "conn", .body = conn_body, .with_prelude = true},
+    [FH_SCRIPT_STATE] = {.name = "state", .body = state_body, .with_prelude = true},
+    [FH_SCRIPT_HEALTH] = {.name = "health", .body = health_body, .with_prelude = true},
+    [FH_SCRIPT_EVENT] = {.name = "event", .body = event_body, .with_prelude = true},
+    [FH_SCRIPT_STALE] = {.name = "stale", .body = stale_body, .with_prelude = true},
+    [FH_SCRIPT_PEEK] = {.name = "peek", .body = peek_body, .with_prelude = true},
+    [FH_SCRIPT_RAISE] = {.name = "raise", .body = raise_src},
+    [FH_SCRIPT_CLEAR] = {.name = "clear", .body = clear_src},
+    [FH_SCRIPT_COUNTS] = {.name = "counts", .body = counts_src},
 };
 
 /* The sources live for the whole process (static storage). */
@@ -508,15 +504,9 @@ bc_status fh_scripts_init(bc_error *err)
                          s->with_prelude ? prelude : "", s->body);
         if (n < 0 || (size_t)n >= sizeof(source_store[i]))
             return bc_fail(err, BC_ERR_TOO_BIG, "script %s does not fit its buffer", s->name);
-        s->source = source_store[i];
-        s->source_len = (size_t)n;
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int md_len = 0;
-        if (EVP_Digest(s->source, s->source_len, md, &md_len, EVP_sha1(), NULL) != 1 ||
-            md_len != 20)
-            return bc_fail(err, BC_ERR_CRYPTO, "SHA-1 of script %s failed", s->name);
-        if (bc_hex_encode(md, md_len, s->sha, sizeof(s->sha)) != BC_OK)
-            return bc_fail(err, BC_ERR_CRYPTO, "hex of script %s's SHA-1 failed", s->name);
+        bc_status st = bc_script_init(&s->run, s->name, source_store[i], (size_t)n, err);
+        if (st != BC_OK)
+            return st;
     }
     return BC_OK;
 }
@@ -555,25 +545,20 @@ void fh_args_int(fh_args *a, int64_t v)
     fh_args_bytes(a, a->num[a->n], n > 0 ? (size_t)n : 0);
 }
 
-/* EVALSHA sha 0 args... into argv/lens (FH_ARGS_MAX + 3 slots). */
-static int evalsha_argv(fh_script_id id, const fh_args *args, const char **argv, size_t *lens)
+/* args into argv/lens after the script's head (FH_ARGS_MAX +
+ * BC_SCRIPT_ARGV_HEAD slots); the argc of the call. */
+static int script_argv(const fh_args *args, const char **argv, size_t *lens)
 {
-    argv[0] = "EVALSHA";
-    lens[0] = 7;
-    argv[1] = scripts[id].sha;
-    lens[1] = 40;
-    argv[2] = "0";
-    lens[2] = 1;
     for (int i = 0; i < args->n; i++) {
-        argv[3 + i] = args->v[i];
-        lens[3 + i] = args->len[i];
+        argv[BC_SCRIPT_ARGV_HEAD + i] = args->v[i];
+        lens[BC_SCRIPT_ARGV_HEAD + i] = args->len[i];
     }
-    return args->n + 3;
+    return args->n + BC_SCRIPT_ARGV_HEAD;
 }
 
 static bc_status usable(fh_script_id id, const fh_args *args, bc_error *err)
 {
-    if (id < 0 || id >= FH_SCRIPT_COUNT || scripts[id].source == NULL)
+    if (id < 0 || id >= FH_SCRIPT_COUNT || scripts[id].run.source == NULL)
         return bc_fail(err, BC_ERR_STATE, "script %d is not initialised", (int)id);
     if (args->overflow)
         return bc_fail(err, BC_ERR_TOO_BIG, "script %s: more than %d arguments", scripts[id].name,
@@ -583,21 +568,10 @@ static bc_status usable(fh_script_id id, const fh_args *args, bc_error *err)
 
 bc_status fh_scripts_load(bc_redis *r, bc_error *err)
 {
-    for (int i = 0; i < FH_SCRIPT_COUNT; i++) {
-        const char *argv[] = {"SCRIPT", "LOAD", scripts[i].source};
-        const size_t lens[] = {6, 4, scripts[i].source_len};
-        redisReply *reply = NULL;
-        bc_status st = bc_redis_command(r, 3, argv, lens, &reply, err);
-        if (st != BC_OK)
-            return st;
-        bool same = reply->type == REDIS_REPLY_STRING && reply->len == 40 &&
-                    memcmp(reply->str, scripts[i].sha, 40) == 0;
-        freeReplyObject(reply);
-        if (!same)
-            return bc_fail(err, BC_ERR_STATE, "SCRIPT LOAD of %s answered another SHA-1",
-                           scripts[i].name);
-    }
-    return BC_OK;
+    bc_status st = BC_OK;
+    for (int i = 0; st == BC_OK && i < FH_SCRIPT_COUNT; i++)
+        st = bc_script_load(r, &scripts[i].run, err);
+    return st;
 }
 
 bc_status fh_script_append(bc_redis *r, fh_script_id id, const fh_args *args, bc_error *err)
@@ -605,10 +579,10 @@ bc_status fh_script_append(bc_redis *r, fh_script_id id, const fh_args *args, bc
     bc_status st = usable(id, args, err);
     if (st != BC_OK)
         return st;
-    const char *argv[FH_ARGS_MAX + 3];
-    size_t lens[FH_ARGS_MAX + 3];
-    int argc = evalsha_argv(id, args, argv, lens);
-    return bc_redis_append(r, argc, argv, lens, err);
+    const char *argv[FH_ARGS_MAX + BC_SCRIPT_ARGV_HEAD];
+    size_t lens[FH_ARGS_MAX + BC_SCRIPT_ARGV_HEAD];
+    int argc = script_argv(args, argv, lens);
+    return bc_script_append(r, &scripts[id].run, argc, argv, lens, err);
 }
 
 bc_status fh_script_run(bc_redis *r, fh_script_id id, const fh_args *args, redisReply **out,
@@ -618,21 +592,13 @@ bc_status fh_script_run(bc_redis *r, fh_script_id id, const fh_args *args, redis
     bc_status st = usable(id, args, err);
     if (st != BC_OK)
         return st;
-    const char *argv[FH_ARGS_MAX + 3];
-    size_t lens[FH_ARGS_MAX + 3];
-    int argc = evalsha_argv(id, args, argv, lens);
+    const char *argv[FH_ARGS_MAX + BC_SCRIPT_ARGV_HEAD];
+    size_t lens[FH_ARGS_MAX + BC_SCRIPT_ARGV_HEAD];
+    int argc = script_argv(args, argv, lens);
     bc_error local;
     bc_error_clear(&local);
-    st = bc_redis_command(r, argc, argv, lens, out, &local);
-    if (st == BC_ERR_STATE && strstr(local.text, "NOSCRIPT") != NULL) {
-        /* Redis restarted (or SCRIPT FLUSH): EVAL runs and caches it */
-        argv[0] = "EVAL";
-        lens[0] = 4;
-        argv[1] = scripts[id].source;
-        lens[1] = scripts[id].source_len;
-        st = bc_redis_command(r, argc, argv, lens, out, &local);
-    }
-    if (st != BC_OK && err != NULL)
+    st = bc_script_run(r, &scripts[id].run, argc, argv, lens, out, &local);
+    if (st != BC_OK)
         bc_fail(err, st, "script %s: %s", scripts[id].name, local.text);
     return st;
 }

@@ -34,7 +34,6 @@
  */
 #include "vault/audit.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -169,24 +168,16 @@ static bc_status list_files(const char *dir, const audit_anchor *anchor, log_fil
 {
     out->names = NULL;
     out->count = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return bc_fail(err, BC_ERR_IO, "cannot open the audit directory '%s': %s", dir,
-                       strerror(errno));
-    bc_status rc = BC_OK;
+    bc_file_dir it;
+    bc_status rc = bc_file_dir_open(&it, dir, err);
+    if (rc != BC_OK)
+        return BC_ERR_IO; /* also when it is missing, as audit.h says */
     size_t cap = 0;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (de == NULL) {
-            if (errno != 0)
-                rc = bc_fail(err, BC_ERR_IO, "cannot read the audit directory '%s': %s", dir,
-                             strerror(errno));
-            break;
-        }
-        if (!is_log_name(de->d_name))
+    const char *name = NULL;
+    while ((rc = bc_file_dir_next(&it, &name, err)) == BC_OK && name != NULL) {
+        if (!is_log_name(name))
             continue;
-        if (anchor != NULL && anchor->present && strcmp(de->d_name, anchor->file) <= 0)
+        if (anchor != NULL && anchor->present && strcmp(name, anchor->file) <= 0)
             continue;
         if (out->count == cap) {
             size_t ncap = cap ? cap * 2 : 16;
@@ -198,9 +189,9 @@ static bc_status list_files(const char *dir, const audit_anchor *anchor, log_fil
             out->names = p;
             cap = ncap;
         }
-        memcpy(out->names[out->count++], de->d_name, NAME_LEN + 1);
+        memcpy(out->names[out->count++], name, NAME_LEN + 1);
     }
-    closedir(d);
+    bc_file_dir_close(&it);
     if (rc != BC_OK) {
         free(out->names);
         out->names = NULL;
@@ -574,6 +565,26 @@ static void reader_reset(line_reader *r, int fd)
     r->len = 0;
 }
 
+/* Opens dir/name (its path into path[size]) and resets r on it; the
+ * caller closes r->fd. BC_ERR_IO when it cannot be opened (errno kept:
+ * ENOENT when it is gone), BC_ERR_TOO_BIG for a path over size. */
+static bc_status reader_open(line_reader *r, const char *dir, const char *name, char *path,
+                             size_t size, bc_error *err)
+{
+    bc_status rc = join(dir, name, path, size, err);
+    if (rc != BC_OK)
+        return rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int saved = errno;
+        bc_fail(err, BC_ERR_IO, "cannot open '%s': %s", path, strerror(saved));
+        errno = saved;
+        return BC_ERR_IO;
+    }
+    reader_reset(r, fd);
+    return BC_OK;
+}
+
 static read_result reader_next(line_reader *r)
 {
     size_t len = 0;
@@ -893,22 +904,19 @@ static void unlock_log(int fd)
  * behind (under the lock, so none is in progress). */
 static void remove_stale_tmp(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
+    bc_file_dir it;
+    if (bc_file_dir_open(&it, dir, NULL) != BC_OK)
         return;
-    size_t suffix = strlen(BC_FILE_TMP_SUFFIX);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        size_t n = strlen(de->d_name);
-        bool ours = strncmp(de->d_name, HEAD_NAME ".", 5) == 0 ||
-                    strncmp(de->d_name, ANCHOR_NAME ".", 7) == 0;
-        if (!ours || n <= suffix || strcmp(de->d_name + n - suffix, BC_FILE_TMP_SUFFIX) != 0)
+    const char *name = NULL;
+    while (bc_file_dir_next(&it, &name, NULL) == BC_OK && name != NULL) {
+        bool ours = strncmp(name, HEAD_NAME ".", 5) == 0 || strncmp(name, ANCHOR_NAME ".", 7) == 0;
+        if (!ours || !bc_file_is_tmp(name))
             continue;
         char path[PATH_MAX];
-        if (join(dir, de->d_name, path, sizeof(path), NULL) == BC_OK && unlink(path) == 0)
+        if (join(dir, name, path, sizeof(path), NULL) == BC_OK && unlink(path) == 0)
             log_info("audit | stale_tmp_removed | file=%s", path);
     }
-    closedir(d);
+    bc_file_dir_close(&it);
 }
 
 bc_status bc_audit_open(const char *dir, bc_audit **out, bc_error *err)
@@ -1010,20 +1018,6 @@ static void rollback(bc_audit *a, const char *path, int fd, off_t old_size, bool
     }
 }
 
-static bc_status write_all(int fd, const char *data, size_t len, const char *path, bc_error *err)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return bc_fail(err, BC_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-        data += n;
-        len -= (size_t)n;
-    }
-    return BC_OK;
-}
-
 /* The append itself, under the lock. entries were validated. */
 static bc_status append_locked(bc_audit *a, cJSON *const *entries, size_t count, int64_t now_ms,
                                uint64_t *first_seq, bc_error *err)
@@ -1078,7 +1072,7 @@ static bc_status append_locked(bc_audit *a, cJSON *const *entries, size_t count,
     written = true;
     /* One write, one fsync (and one of the directory for a new file), one
      * head write: the cost of a batch does not grow with its size. */
-    rc = write_all(fd, b.data, b.len, path, err);
+    rc = bc_file_write_all(fd, b.data, b.len, path, err);
     if (rc == BC_OK && fsync(fd) != 0)
         rc = bc_fail(err, BC_ERR_IO, "cannot fsync '%s': %s", path, strerror(errno));
     if (rc == BC_OK && made)
@@ -1241,13 +1235,9 @@ static bc_status verify_file(verifier *v, line_reader *r, const char *dir, const
                              bool newest, bc_error *err)
 {
     char path[PATH_MAX];
-    bc_status rc = join(dir, name, path, sizeof(path), err);
+    bc_status rc = reader_open(r, dir, name, path, sizeof(path), err);
     if (rc != BC_OK)
         return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bc_fail(err, BC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    reader_reset(r, fd);
     v->res.files++;
     for (;;) {
         read_result res = reader_next(r);
@@ -1277,7 +1267,7 @@ static bc_status verify_file(verifier *v, line_reader *r, const char *dir, const
         if (rc != BC_OK)
             break;
     }
-    close(fd);
+    close(r->fd);
     return rc;
 }
 
@@ -1397,15 +1387,11 @@ static bc_status scan_file(line_reader *r, const char *dir, const char *name, bo
                            void *userdata, bool *stop, bc_error *err)
 {
     char path[PATH_MAX];
-    bc_status rc = join(dir, name, path, sizeof(path), err);
+    bc_status rc = reader_open(r, dir, name, path, sizeof(path), err);
+    if (rc == BC_ERR_IO && errno == ENOENT)
+        return BC_OK; /* expired since the listing */
     if (rc != BC_OK)
         return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT)
-        return BC_OK; /* expired since the listing */
-    if (fd < 0)
-        return bc_fail(err, BC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    reader_reset(r, fd);
     while (!*stop) {
         read_result res = reader_next(r);
         if (res == READ_EOF || (res == READ_TORN && newest))
@@ -1435,7 +1421,7 @@ static bc_status scan_file(line_reader *r, const char *dir, const char *name, bo
             *stop = !fn(r->line, r->len, entry, userdata);
         cJSON_Delete(entry);
     }
-    close(fd);
+    close(r->fd);
     return rc;
 }
 
@@ -1476,13 +1462,9 @@ static bc_status expire_read_file(line_reader *r, const char *dir, const char *n
                                   audit_ref *chain, bool *old, bc_error *err)
 {
     char path[PATH_MAX];
-    bc_status rc = join(dir, name, path, sizeof(path), err);
+    bc_status rc = reader_open(r, dir, name, path, sizeof(path), err);
     if (rc != BC_OK)
         return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bc_fail(err, BC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    reader_reset(r, fd);
     *old = true;
     for (;;) {
         read_result res = reader_next(r);
@@ -1507,7 +1489,7 @@ static bc_status expire_read_file(line_reader *r, const char *dir, const char *n
         chain->seq = e.seq;
         memcpy(chain->hash, e.hash, sizeof(chain->hash));
     }
-    close(fd);
+    close(r->fd);
     return rc;
 }
 

@@ -32,8 +32,8 @@
  * (Lua 5.1 prints large numbers in exponent form). Audit seqs are never
  * converted in Lua.
  *
- * Scripts: each call sends EVALSHA; after NOSCRIPT (Redis restarted or
- * SCRIPT FLUSH) it sends EVAL, which also caches the script. A pipeline
+ * Scripts (common/script.h): each call sends EVALSHA; after NOSCRIPT (Redis
+ * restarted or SCRIPT FLUSH) it sends EVAL, which also caches the script. A pipeline
  * (bc_catalog_commit_append) cannot fall back, so its caller loads the
  * scripts with bc_catalog_scripts_load once per connection generation.
  */
@@ -47,8 +47,8 @@
 #include <time.h>
 
 #include <openssl/asn1.h>
-#include <openssl/evp.h>
 
+#include "common/script.h"
 #include "proto/encoding.h"
 
 /* ---- the record layouts shared by C and Lua ---- */
@@ -665,32 +665,30 @@ typedef enum script_id {
 typedef struct script {
     const char *name;
     const char *body;
-    const char *source; /* header + prelude + body, built once */
-    size_t source_len;
-    char sha[41];
+    bc_script run; /* header + prelude + body, built once */
 } script;
 
 static script scripts[S_COUNT] = {
-    [S_COMMIT] = {"commit", commit_src, NULL, 0, ""},
-    [S_COMMIT_AUDITED] = {"commit_audited", commit_audited_src, NULL, 0, ""},
-    [S_REC_GET] = {"recording_get", rec_get_src, NULL, 0, ""},
-    [S_REC_LIST] = {"recordings_list", rec_list_src, NULL, 0, ""},
-    [S_PURGE_BEGIN] = {"purge_begin", purge_begin_src, NULL, 0, ""},
-    [S_PURGING] = {"purging", purging_src, NULL, 0, ""},
-    [S_PURGE_AUDITED] = {"purge_audited", purge_audited_src, NULL, 0, ""},
-    [S_PURGE_DONE] = {"purge_done", purge_done_src, NULL, 0, ""},
-    [S_TOMB_SWEEP] = {"tombstones_sweep", tomb_sweep_src, NULL, 0, ""},
-    [S_HOLD_PLACE] = {"hold_place", hold_place_src, NULL, 0, ""},
-    [S_HOLD_RELEASE] = {"hold_release", hold_release_src, NULL, 0, ""},
-    [S_HOLD_GET] = {"hold_get", hold_get_src, NULL, 0, ""},
-    [S_HOLDS_LIST] = {"holds_list", holds_list_src, NULL, 0, ""},
-    [S_REQ_REGISTER] = {"request_register", req_register_src, NULL, 0, ""},
-    [S_REQ_GET] = {"request_get", req_get_src, NULL, 0, ""},
-    [S_REQ_MATCHES] = {"request_matches", req_matches_src, NULL, 0, ""},
-    [S_REQ_EXTEND] = {"request_extend", req_extend_src, NULL, 0, ""},
-    [S_REQ_CLOSE] = {"request_close", req_close_src, NULL, 0, ""},
-    [S_REQ_LIST] = {"requests_list", req_list_src, NULL, 0, ""},
-    [S_REQ_ALERTED] = {"request_mark_alerted", req_alerted_src, NULL, 0, ""},
+    [S_COMMIT] = {"commit", commit_src},
+    [S_COMMIT_AUDITED] = {"commit_audited", commit_audited_src},
+    [S_REC_GET] = {"recording_get", rec_get_src},
+    [S_REC_LIST] = {"recordings_list", rec_list_src},
+    [S_PURGE_BEGIN] = {"purge_begin", purge_begin_src},
+    [S_PURGING] = {"purging", purging_src},
+    [S_PURGE_AUDITED] = {"purge_audited", purge_audited_src},
+    [S_PURGE_DONE] = {"purge_done", purge_done_src},
+    [S_TOMB_SWEEP] = {"tombstones_sweep", tomb_sweep_src},
+    [S_HOLD_PLACE] = {"hold_place", hold_place_src},
+    [S_HOLD_RELEASE] = {"hold_release", hold_release_src},
+    [S_HOLD_GET] = {"hold_get", hold_get_src},
+    [S_HOLDS_LIST] = {"holds_list", holds_list_src},
+    [S_REQ_REGISTER] = {"request_register", req_register_src},
+    [S_REQ_GET] = {"request_get", req_get_src},
+    [S_REQ_MATCHES] = {"request_matches", req_matches_src},
+    [S_REQ_EXTEND] = {"request_extend", req_extend_src},
+    [S_REQ_CLOSE] = {"request_close", req_close_src},
+    [S_REQ_LIST] = {"requests_list", req_list_src},
+    [S_REQ_ALERTED] = {"request_mark_alerted", req_alerted_src},
 };
 
 #define SCRIPT_MAX 12288
@@ -739,13 +737,7 @@ static bool script_build(script *s, char *buf, size_t cap)
                      QF_STATUS + 1, QF_OVERDUE_ALERTED + 1, prelude, s->body);
     if (n < 0 || (size_t)n >= cap - pos)
         return false;
-    s->source = buf;
-    s->source_len = pos + (size_t)n;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (EVP_Digest(s->source, s->source_len, md, &md_len, EVP_sha1(), NULL) != 1 || md_len != 20)
-        return false;
-    return bc_hex_encode(md, md_len, s->sha, sizeof(s->sha)) == BC_OK;
+    return bc_script_init(&s->run, s->name, buf, pos + (size_t)n, NULL) == BC_OK;
 }
 
 static void scripts_build(void)
@@ -772,8 +764,8 @@ static bc_status scripts_ready(bc_error *err)
 
 /* ---- script arguments ---- */
 
-#define ARG_NUM 24 /* an int64 in decimal with its sign and NUL */
-#define ARG_HEAD 3 /* EVALSHA sha numkeys */
+#define ARG_NUM 24                   /* an int64 in decimal with its sign and NUL */
+#define ARG_HEAD BC_SCRIPT_ARGV_HEAD /* EVALSHA sha numkeys */
 
 typedef struct args {
     size_t n, cap;        /* arguments after the head */
@@ -834,7 +826,8 @@ static void args_u64(args *a, uint64_t v)
     args_str(a, a->num[a->n]);
 }
 
-static bc_status args_head(script_id id, args *a, bc_error *err)
+/* The script's arguments are complete and its source is built. */
+static bc_status args_check(script_id id, const args *a, bc_error *err)
 {
     bc_status st = scripts_ready(err);
     if (st != BC_OK)
@@ -842,12 +835,6 @@ static bc_status args_head(script_id id, args *a, bc_error *err)
     if (a->overflow)
         return bc_fail(err, BC_ERR_TOO_BIG, "script %s: more than %zu arguments", scripts[id].name,
                        a->cap);
-    a->v[0] = "EVALSHA";
-    a->len[0] = 7;
-    a->v[1] = scripts[id].sha;
-    a->len[1] = 40;
-    a->v[2] = "0";
-    a->len[2] = 1;
     return BC_OK;
 }
 
@@ -855,20 +842,12 @@ static bc_status args_head(script_id id, args *a, bc_error *err)
 static bc_status script_run(bc_redis *r, script_id id, args *a, redisReply **out, bc_error *err)
 {
     *out = NULL;
-    bc_status st = args_head(id, a, err);
+    bc_status st = args_check(id, a, err);
     if (st != BC_OK)
         return st;
-    int argc = (int)(ARG_HEAD + a->n);
     bc_error local;
     bc_error_clear(&local);
-    st = bc_redis_command(r, argc, a->v, a->len, out, &local);
-    if (st == BC_ERR_STATE && strstr(local.text, "NOSCRIPT") != NULL) {
-        a->v[0] = "EVAL";
-        a->len[0] = 4;
-        a->v[1] = scripts[id].source;
-        a->len[1] = scripts[id].source_len;
-        st = bc_redis_command(r, argc, a->v, a->len, out, &local);
-    }
+    st = bc_script_run(r, &scripts[id].run, (int)(ARG_HEAD + a->n), a->v, a->len, out, &local);
     if (st != BC_OK)
         return bc_fail(err, st, "catalog script %s: %s", scripts[id].name, local.text);
     return BC_OK;
@@ -877,25 +856,9 @@ static bc_status script_run(bc_redis *r, script_id id, args *a, redisReply **out
 bc_status bc_catalog_scripts_load(bc_redis *r, bc_error *err)
 {
     bc_status st = scripts_ready(err);
-    if (st != BC_OK)
-        return st;
-    for (int i = 0; i < S_COUNT; i++) {
-        const char *argv[] = {"SCRIPT", "LOAD", scripts[i].source};
-        const size_t lens[] = {6, 4, scripts[i].source_len};
-        redisReply *reply = NULL;
-        st = bc_redis_command(r, 3, argv, lens, &reply, err);
-        if (st != BC_OK)
-            return st;
-        bool same = reply->type == REDIS_REPLY_STRING && reply->len == 40 &&
-                    memcmp(reply->str, scripts[i].sha, 40) == 0;
-        freeReplyObject(reply);
-        if (!same)
-            return bc_fail(err, BC_ERR_STATE,
-                           "SCRIPT LOAD of catalog script %s answered another "
-                           "SHA-1",
-                           scripts[i].name);
-    }
-    return BC_OK;
+    for (int i = 0; st == BC_OK && i < S_COUNT; i++)
+        st = bc_script_load(r, &scripts[i].run, err);
+    return st;
 }
 
 /* ---- reading replies ---- */
@@ -995,6 +958,25 @@ static bc_status reply_verdict(const redisReply *rep, script_id id, size_t min_o
     }
     return bc_fail(err, BC_ERR_PARSE, "catalog script %s answered an unexpected reply",
                    scripts[id].name);
+}
+
+/* A script call and its verdict (reply_verdict). *out is the reply, for
+ * the caller to free also when the verdict fails; NULL when the call did. */
+static bc_status script_call(bc_redis *r, script_id id, args *a, size_t min_ok, redisReply **out,
+                             verdict *v, bc_error *err)
+{
+    bc_status st = script_run(r, id, a, out, err);
+    if (st == BC_OK)
+        st = reply_verdict(*out, id, min_ok, v, err);
+    return st;
+}
+
+/* Frees what a call leaves: its reply (NULL is fine) and its arguments. */
+static void call_done(args *a, redisReply *rep)
+{
+    if (rep != NULL)
+        freeReplyObject(rep);
+    args_free(a);
 }
 
 static bc_status parse_fail(script_id id, bc_error *err)
@@ -1396,9 +1378,7 @@ bc_status bc_catalog_commit(bc_redis *r, bc_recording_meta *m, int64_t now_ms, b
         goto cleanup;
     st = commit_parse(rep, m, created, holds, holds_cap, hold_count, err);
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
 }
 
@@ -1412,10 +1392,10 @@ bc_status bc_catalog_commit_append(bc_redis *r, bc_recording_meta *m, int64_t no
     if (st != BC_OK)
         goto cleanup;
     commit_args(&a, m, now_ms);
-    st = args_head(S_COMMIT, &a, err);
+    st = args_check(S_COMMIT, &a, err);
     if (st != BC_OK)
         goto cleanup;
-    st = bc_redis_append(r, (int)(ARG_HEAD + a.n), a.v, a.len, err);
+    st = bc_script_append(r, &scripts[S_COMMIT].run, (int)(ARG_HEAD + a.n), a.v, a.len, err);
 cleanup:
     args_free(&a);
     return st;
@@ -1440,16 +1420,14 @@ bc_status bc_catalog_commit_reply(bc_redis *r, bc_recording_meta *m, bool *creat
 static bc_status run_simple(bc_redis *r, script_id id, args *a, const char *what, bc_error *err)
 {
     redisReply *rep = NULL;
-    bc_status st = script_run(r, id, a, &rep, err);
-    if (st != BC_OK)
-        return st;
     verdict v = V_OK;
-    st = reply_verdict(rep, id, 1, &v, err);
+    bc_status st = script_call(r, id, a, 1, &rep, &v, err);
     if (st == BC_OK && v == V_NOT_FOUND)
         st = bc_fail(err, BC_ERR_NOT_FOUND, "%s does not exist", what);
     else if (st == BC_OK && v != V_OK)
         st = parse_fail(id, err);
-    freeReplyObject(rep);
+    if (rep != NULL)
+        freeReplyObject(rep);
     return st;
 }
 
@@ -1506,11 +1484,8 @@ bc_status bc_catalog_recording_get(bc_redis *r, const char *ref, bc_recording_me
     if (st != BC_OK)
         goto cleanup;
     args_str(&a, ref);
-    st = script_run(r, S_REC_GET, &a, &rep, err);
-    if (st != BC_OK)
-        goto cleanup;
     verdict v = V_OK;
-    st = reply_verdict(rep, S_REC_GET, 1 + REC_STRIDE, &v, err);
+    st = script_call(r, S_REC_GET, &a, 1 + REC_STRIDE, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
@@ -1518,9 +1493,7 @@ bc_status bc_catalog_recording_get(bc_redis *r, const char *ref, bc_recording_me
     else if (v != V_OK || !parse_recording(rep->element + 1, out))
         st = parse_fail(S_REC_GET, err);
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
 }
 
@@ -1547,8 +1520,69 @@ static bc_status page_check(const redisReply *rep, script_id id, size_t stride, 
     return BC_OK;
 }
 
-static bc_status list_args(args *a, const bc_recording_filter *f, size_t offset, bc_error *err)
+/* A list read page by page: its script, the reply elements of one item,
+ * and the two steps that differ from list to list. */
+typedef struct pager {
+    script_id id;
+    size_t stride;
+    size_t nargs; /* the script's arguments, the page's two included */
+    /* Adds the arguments for the page at offset (args_page among them). */
+    bc_status (*add_args)(args *a, size_t offset, void *ctx, bc_error *err);
+    /* Parses the item at e and hands it on; false when it does not parse,
+     * *go_on false to stop the listing. */
+    bool (*item)(redisReply *const *e, void *ctx, bool *go_on);
+    void *ctx;
+} pager;
+
+/* The page's offset and size, as every list script takes them. */
+static void args_page(args *a, size_t offset)
 {
+    args_int(a, (int64_t)offset);
+    args_int(a, LIST_PAGE);
+}
+
+/* Calls the list script page after page until the list ends or an item
+ * handler says stop. */
+static bc_status pages_walk(bc_redis *r, const pager *p, bc_error *err)
+{
+    size_t offset = 0;
+    bool more = true;
+    bc_status st = BC_OK;
+    while (more && st == BC_OK) {
+        args a;
+        redisReply *rep = NULL;
+        size_t items = 0;
+        bool go_on = true;
+        st = args_init(&a, p->nargs, err);
+        if (st == BC_OK)
+            st = p->add_args(&a, offset, p->ctx, err);
+        if (st == BC_OK)
+            st = script_run(r, p->id, &a, &rep, err);
+        if (st == BC_OK)
+            st = page_check(rep, p->id, p->stride, &more, &items, err);
+        for (size_t i = 0; st == BC_OK && go_on && i < items; i++) {
+            if (!p->item(rep->element + 2 + i * p->stride, p->ctx, &go_on))
+                st = parse_fail(p->id, err);
+        }
+        more = more && go_on;
+        offset += LIST_PAGE;
+        if (rep != NULL)
+            freeReplyObject(rep);
+        args_free(&a);
+    }
+    return st;
+}
+
+typedef struct rec_lister {
+    const bc_recording_filter *f;
+    bc_catalog_recording_fn fn;
+    void *userdata;
+    size_t seen;
+} rec_lister;
+
+static bc_status recordings_args(args *a, size_t offset, void *ctx, bc_error *err)
+{
+    const bc_recording_filter *f = ((rec_lister *)ctx)->f;
     if (f->device != NULL && !bc_device_id_valid(f->device))
         return bc_fail(err, BC_ERR_INVAL, "device '%s' is not a device id", f->device);
     if (f->officer != NULL && !bc_id_valid(f->officer))
@@ -1564,47 +1598,27 @@ static bc_status list_args(args *a, const bc_recording_filter *f, size_t offset,
         args_int(a, f->to);
     args_str(a, f->status < 0 ? "" : bc_recording_status_name((bc_recording_status)f->status));
     args_str(a, f->held_only ? "1" : "0");
-    args_int(a, (int64_t)offset);
-    args_int(a, LIST_PAGE);
+    args_page(a, offset);
     return BC_OK;
+}
+
+static bool recording_item(redisReply *const *e, void *ctx, bool *go_on)
+{
+    rec_lister *w = ctx;
+    bc_recording_meta m;
+    if (!parse_recording(e, &m))
+        return false;
+    *go_on = w->fn(&m, w->userdata) && (w->f->limit == 0 || ++w->seen < w->f->limit);
+    return true;
 }
 
 bc_status bc_catalog_recordings_list(bc_redis *r, const bc_recording_filter *f,
                                      bc_catalog_recording_fn fn, void *userdata, bc_error *err)
 {
     static const bc_recording_filter everything = {.status = -1};
-    if (f == NULL)
-        f = &everything;
-    size_t offset = 0;
-    size_t seen = 0;
-    bool more = true;
-    bc_status st = BC_OK;
-    while (more && st == BC_OK) {
-        args a;
-        redisReply *rep = NULL;
-        size_t items = 0;
-        bool go_on = true;
-        st = args_init(&a, 8, err);
-        if (st == BC_OK)
-            st = list_args(&a, f, offset, err);
-        if (st == BC_OK)
-            st = script_run(r, S_REC_LIST, &a, &rep, err);
-        if (st == BC_OK)
-            st = page_check(rep, S_REC_LIST, REC_STRIDE, &more, &items, err);
-        for (size_t i = 0; st == BC_OK && go_on && i < items; i++) {
-            bc_recording_meta m;
-            if (!parse_recording(rep->element + 2 + i * REC_STRIDE, &m))
-                st = parse_fail(S_REC_LIST, err);
-            else
-                go_on = fn(&m, userdata) && (f->limit == 0 || ++seen < f->limit);
-        }
-        more = more && go_on;
-        offset += LIST_PAGE;
-        if (rep != NULL)
-            freeReplyObject(rep);
-        args_free(&a);
-    }
-    return st;
+    rec_lister w = {f != NULL ? f : &everything, fn, userdata, 0};
+    pager p = {S_REC_LIST, REC_STRIDE, 8, recordings_args, recording_item, &w};
+    return pages_walk(r, &p, err);
 }
 
 /* ---- purge ---- */
@@ -1647,9 +1661,7 @@ bc_status bc_catalog_purge_begin(bc_redis *r, int64_t now_ms, bc_recording_meta 
         goto cleanup;
     st = records_parse(rep, S_PURGE_BEGIN, out, limit, count, err);
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
 }
 
@@ -1751,20 +1763,15 @@ bc_status bc_catalog_tombstones_sweep(bc_redis *r, size_t limit, size_t *removed
     if (st != BC_OK)
         goto cleanup;
     args_int(&a, (int64_t)limit);
-    st = script_run(r, S_TOMB_SWEEP, &a, &rep, err);
-    if (st != BC_OK)
-        goto cleanup;
     verdict v = V_OK;
-    st = reply_verdict(rep, S_TOMB_SWEEP, 2, &v, err);
+    st = script_call(r, S_TOMB_SWEEP, &a, 2, &rep, &v, err);
     int64_t n = 0;
     if (st == BC_OK && (v != V_OK || !el_i64(rep->element[1], &n) || n < 0))
         st = parse_fail(S_TOMB_SWEEP, err);
     if (st == BC_OK)
         *removed = (size_t)n;
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
 }
 
@@ -1816,11 +1823,8 @@ bc_status bc_catalog_hold_place(bc_redis *r, const char *ref, bc_hold_reason rea
     args_str(&a, placed_by);
     args_str(&a, note);
     args_int(&a, now_ms);
-    st = script_run(r, S_HOLD_PLACE, &a, &rep, err);
-    if (st != BC_OK)
-        goto cleanup;
     verdict v = V_OK;
-    st = reply_verdict(rep, S_HOLD_PLACE, 2 + HF_COUNT, &v, err);
+    st = script_call(r, S_HOLD_PLACE, &a, 2 + HF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     int64_t made = 0;
@@ -1833,9 +1837,7 @@ bc_status bc_catalog_hold_place(bc_redis *r, const char *ref, bc_hold_reason rea
     else if (created != NULL)
         *created = made == 1;
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
 }
 
@@ -1876,11 +1878,8 @@ bc_status bc_catalog_hold_release(bc_redis *r, const char *hold_id, const char *
     args_str(&a, released_by);
     args_str(&a, note);
     args_int(&a, now_ms);
-    st = script_run(r, S_HOLD_RELEASE, &a, &rep, err);
-    if (st != BC_OK)
-        goto cleanup;
     verdict v = V_OK;
-    st = reply_verdict(rep, S_HOLD_RELEASE, 1 + HF_COUNT, &v, err);
+    st = script_call(r, S_HOLD_RELEASE, &a, 1 + HF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
@@ -1890,9 +1889,7 @@ bc_status bc_catalog_hold_release(bc_redis *r, const char *hold_id, const char *
     else if (v != V_OK || !parse_hold(rep->element + 1, out))
         st = parse_fail(S_HOLD_RELEASE, err);
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
 }
 
@@ -1906,11 +1903,8 @@ bc_status bc_catalog_hold_get(bc_redis *r, const char *hold_id, bc_hold *out, bc
     if (st != BC_OK)
         goto cleanup;
     args_str(&a, hold_id);
-    st = script_run(r, S_HOLD_GET, &a, &rep, err);
-    if (st != BC_OK)
-        goto cleanup;
     verdict v = V_OK;
-    st = reply_verdict(rep, S_HOLD_GET, 1 + HF_COUNT, &v, err);
+    st = script_call(r, S_HOLD_GET, &a, 1 + HF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
@@ -1918,10 +1912,35 @@ bc_status bc_catalog_hold_get(bc_redis *r, const char *hold_id, bc_hold *out, bc
     else if (v != V_OK || !parse_hold(rep->element + 1, out))
         st = parse_fail(S_HOLD_GET, err);
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
+}
+
+typedef struct hold_lister {
+    const bc_hold_filter *f;
+    bc_catalog_hold_fn fn;
+    void *userdata;
+} hold_lister;
+
+static bc_status holds_args(args *a, size_t offset, void *ctx, bc_error *err)
+{
+    (void)err;
+    const bc_hold_filter *f = ((hold_lister *)ctx)->f;
+    args_str(a, f->ref);
+    args_str(a, f->case_ref);
+    args_str(a, f->active_only ? "1" : "0");
+    args_page(a, offset);
+    return BC_OK;
+}
+
+static bool hold_item(redisReply *const *e, void *ctx, bool *go_on)
+{
+    hold_lister *w = ctx;
+    bc_hold h;
+    if (!parse_hold(e, &h))
+        return false;
+    *go_on = w->fn(&h, w->userdata);
+    return true;
 }
 
 bc_status bc_catalog_holds_list(bc_redis *r, const bc_hold_filter *f, bc_catalog_hold_fn fn,
@@ -1934,39 +1953,9 @@ bc_status bc_catalog_holds_list(bc_redis *r, const bc_hold_filter *f, bc_catalog
         return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref", f->ref);
     if (f->case_ref != NULL && !bc_catalog_case_valid(f->case_ref))
         return bc_fail(err, BC_ERR_INVAL, "'%s' is not a case reference", f->case_ref);
-    size_t offset = 0;
-    bool more = true;
-    bc_status st = BC_OK;
-    while (more && st == BC_OK) {
-        args a;
-        redisReply *rep = NULL;
-        size_t items = 0;
-        bool go_on = true;
-        st = args_init(&a, 5, err);
-        if (st == BC_OK) {
-            args_str(&a, f->ref);
-            args_str(&a, f->case_ref);
-            args_str(&a, f->active_only ? "1" : "0");
-            args_int(&a, (int64_t)offset);
-            args_int(&a, LIST_PAGE);
-            st = script_run(r, S_HOLDS_LIST, &a, &rep, err);
-        }
-        if (st == BC_OK)
-            st = page_check(rep, S_HOLDS_LIST, HF_COUNT, &more, &items, err);
-        for (size_t i = 0; st == BC_OK && go_on && i < items; i++) {
-            bc_hold h;
-            if (!parse_hold(rep->element + 2 + i * HF_COUNT, &h))
-                st = parse_fail(S_HOLDS_LIST, err);
-            else
-                go_on = fn(&h, userdata);
-        }
-        more = more && go_on;
-        offset += LIST_PAGE;
-        if (rep != NULL)
-            freeReplyObject(rep);
-        args_free(&a);
-    }
-    return st;
+    hold_lister w = {f, fn, userdata};
+    pager p = {S_HOLDS_LIST, HF_COUNT, 5, holds_args, hold_item, &w};
+    return pages_walk(r, &p, err);
 }
 
 /* ---- access requests ---- */
@@ -2048,11 +2037,8 @@ bc_status bc_catalog_request_register(bc_redis *r, bc_access_request *req, int64
     args_str(&a, req->registered_by);
     args_int(&a, req->deadline);
     args_int(&a, now_ms);
-    st = script_run(r, S_REQ_REGISTER, &a, &rep, err);
-    if (st != BC_OK)
-        goto cleanup;
     verdict v = V_OK;
-    st = reply_verdict(rep, S_REQ_REGISTER, 2 + QF_COUNT, &v, err);
+    st = script_call(r, S_REQ_REGISTER, &a, 2 + QF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v != V_OK || !parse_request(rep->element + 1, req)) {
@@ -2061,9 +2047,7 @@ bc_status bc_catalog_request_register(bc_redis *r, bc_access_request *req, int64
     }
     st = matches_deliver(rep, 1 + QF_COUNT, S_REQ_REGISTER, fn, userdata, err);
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
 }
 
@@ -2072,13 +2056,10 @@ static bc_status request_one(bc_redis *r, script_id id, args *a, const char *rid
                              bc_access_request *out, bc_error *err)
 {
     redisReply *rep = NULL;
-    bc_status st = script_run(r, id, a, &rep, err);
-    if (st != BC_OK)
-        return st;
     verdict v = V_OK;
     int64_t at = 0;
     char when[32];
-    st = reply_verdict(rep, id, 1 + QF_COUNT, &v, err);
+    bc_status st = script_call(r, id, a, 1 + QF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND) {
@@ -2097,7 +2078,8 @@ static bc_status request_one(bc_redis *r, script_id id, args *a, const char *rid
         st = parse_fail(id, err);
     }
 cleanup:
-    freeReplyObject(rep);
+    if (rep != NULL)
+        freeReplyObject(rep);
     return st;
 }
 
@@ -2135,11 +2117,8 @@ bc_status bc_catalog_request_matches(bc_redis *r, const char *id, bc_catalog_mat
     if (st != BC_OK)
         goto cleanup;
     args_str(&a, id);
-    st = script_run(r, S_REQ_MATCHES, &a, &rep, err);
-    if (st != BC_OK)
-        goto cleanup;
     verdict v = V_OK;
-    st = reply_verdict(rep, S_REQ_MATCHES, 2, &v, err);
+    st = script_call(r, S_REQ_MATCHES, &a, 2, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
@@ -2149,9 +2128,7 @@ bc_status bc_catalog_request_matches(bc_redis *r, const char *id, bc_catalog_mat
     else
         st = matches_deliver(rep, 1, S_REQ_MATCHES, fn, userdata, err);
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
 }
 
@@ -2197,11 +2174,8 @@ bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answ
     args_str(&a, answer);
     args_str(&a, by);
     args_int(&a, now_ms);
-    st = script_run(r, S_REQ_CLOSE, &a, &rep, err);
-    if (st != BC_OK)
-        goto cleanup;
     verdict v = V_OK;
-    st = reply_verdict(rep, S_REQ_CLOSE, 2, &v, err);
+    st = script_call(r, S_REQ_CLOSE, &a, 2, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     int64_t at = 0;
@@ -2224,10 +2198,38 @@ bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answ
             go_on = fn(&h, userdata);
     }
 cleanup:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    args_free(&a);
+    call_done(&a, rep);
     return st;
+}
+
+typedef struct req_lister {
+    bool open_only;
+    int64_t overdue_at; /* < 0: not that filter */
+    bc_catalog_request_fn fn;
+    void *userdata;
+} req_lister;
+
+static bc_status requests_args(args *a, size_t offset, void *ctx, bc_error *err)
+{
+    (void)err;
+    const req_lister *w = ctx;
+    args_str(a, w->open_only ? "1" : "0");
+    args_page(a, offset);
+    if (w->overdue_at >= 0)
+        args_int(a, w->overdue_at);
+    else
+        args_str(a, "");
+    return BC_OK;
+}
+
+static bool request_item(redisReply *const *e, void *ctx, bool *go_on)
+{
+    req_lister *w = ctx;
+    bc_access_request q;
+    if (!parse_request(e, &q))
+        return false;
+    *go_on = w->fn(&q, w->userdata);
+    return true;
 }
 
 /* Lists requests: all by pages, open ones, or those overdue at now_ms
@@ -2235,41 +2237,9 @@ cleanup:
 static bc_status requests_walk(bc_redis *r, bool open_only, int64_t overdue_at,
                                bc_catalog_request_fn fn, void *userdata, bc_error *err)
 {
-    size_t offset = 0;
-    bool more = true;
-    bc_status st = BC_OK;
-    while (more && st == BC_OK) {
-        args a;
-        redisReply *rep = NULL;
-        size_t items = 0;
-        bool go_on = true;
-        st = args_init(&a, 4, err);
-        if (st == BC_OK) {
-            args_str(&a, open_only ? "1" : "0");
-            args_int(&a, (int64_t)offset);
-            args_int(&a, LIST_PAGE);
-            if (overdue_at >= 0)
-                args_int(&a, overdue_at);
-            else
-                args_str(&a, "");
-            st = script_run(r, S_REQ_LIST, &a, &rep, err);
-        }
-        if (st == BC_OK)
-            st = page_check(rep, S_REQ_LIST, QF_COUNT, &more, &items, err);
-        for (size_t i = 0; st == BC_OK && go_on && i < items; i++) {
-            bc_access_request q;
-            if (!parse_request(rep->element + 2 + i * QF_COUNT, &q))
-                st = parse_fail(S_REQ_LIST, err);
-            else
-                go_on = fn(&q, userdata);
-        }
-        more = more && go_on;
-        offset += LIST_PAGE;
-        if (rep != NULL)
-            freeReplyObject(rep);
-        args_free(&a);
-    }
-    return st;
+    req_lister w = {open_only, overdue_at, fn, userdata};
+    pager p = {S_REQ_LIST, QF_COUNT, 4, requests_args, request_item, &w};
+    return pages_walk(r, &p, err);
 }
 
 bc_status bc_catalog_requests_list(bc_redis *r, bool open_only, bc_catalog_request_fn fn,

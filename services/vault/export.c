@@ -39,7 +39,6 @@
 
 #include "vault/export.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -129,45 +128,16 @@ static bool path_exists(const char *path)
     return lstat(path, &st) == 0 || errno != ENOENT;
 }
 
-static bc_status write_all(int fd, const uint8_t *data, size_t len, const char *path, bc_error *err)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return bc_fail(err, BC_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-        data += n;
-        len -= (size_t)n;
-    }
-    return BC_OK;
-}
-
-/* The directory part of path ("." when it has none). */
-static void parent_of(const char *path, char *out, size_t size)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(out, size, ".");
-    else if (slash == path)
-        snprintf(out, size, "/");
-    else
-        snprintf(out, size, "%.*s", (int)(slash - path), path);
-}
-
 /* Unlinks every non-directory entry of dir; best effort (cleanup path). */
 static void remove_files_in(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
+    bc_file_dir it;
+    if (bc_file_dir_open(&it, dir, NULL) != BC_OK)
         return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        (void)unlinkat(dirfd(d), e->d_name, 0);
-    }
-    closedir(d);
+    const char *name = NULL;
+    while (bc_file_dir_next(&it, &name, NULL) == BC_OK && name != NULL)
+        (void)unlinkat(dirfd(it.d), name, 0);
+    bc_file_dir_close(&it);
 }
 
 /* Removes OUT.partial as this module makes it: files, and media/ with files. */
@@ -440,7 +410,7 @@ static bc_status decrypt_stream(bc_recording_reader *rd, int in_fd, int out_fd,
         rc = bc_recording_reader_next(rd, buf, cap, &len, &done, err);
         if (rc != BC_OK)
             goto cleanup;
-        rc = write_all(out_fd, buf, len, out_path, err);
+        rc = bc_file_write_all(out_fd, buf, len, out_path, err);
         if (rc != BC_OK)
             goto cleanup;
         if (EVP_DigestUpdate(md, buf, len) != 1) {
@@ -679,7 +649,7 @@ static bc_status publish(const char *partial, const char *out_dir, bc_error *err
         return bc_fail(err, BC_ERR_IO, "cannot rename %s to %s: %s", partial, out_dir,
                        strerror(errno));
     }
-    parent_of(out_dir, parent, sizeof(parent));
+    bc_file_parent(out_dir, parent, sizeof(parent));
     return bc_file_fsync_dir(parent, err);
 }
 

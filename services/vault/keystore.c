@@ -13,8 +13,6 @@
  */
 #include "vault/keystore.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/file.h"
 #include "common/log.h"
 #include "proto/sign.h"
 
@@ -113,31 +112,21 @@ cleanup:
 
 static bc_status load_recording_keys(bc_keystore *ks, const char *dir, bc_error *err)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        if (errno == ENOENT)
-            return bc_fail(err, BC_ERR_NOT_FOUND, "recording key directory '%s' does not exist",
-                           dir);
-        return bc_fail(err, BC_ERR_IO, "cannot open recording key directory '%s': %s", dir,
-                       strerror(errno));
-    }
-    bc_status rc = BC_OK;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (de == NULL) {
-            if (errno != 0)
-                rc = bc_fail(err, BC_ERR_IO, "cannot read recording key directory '%s': %s", dir,
-                             strerror(errno));
-            break;
-        }
-        if (!is_key_file(de->d_name))
+    bc_file_dir it;
+    bc_status rc = bc_file_dir_open(&it, dir, err);
+    if (rc == BC_ERR_NOT_FOUND)
+        return bc_fail(err, rc, "recording key directory '%s' does not exist", dir);
+    if (rc != BC_OK)
+        return rc;
+    const char *name = NULL;
+    while ((rc = bc_file_dir_next(&it, &name, err)) == BC_OK && name != NULL) {
+        if (!is_key_file(name))
             continue; /* not a key file (a README, a backup) */
-        rc = load_recording_key(ks, dir, de->d_name, err);
+        rc = load_recording_key(ks, dir, name, err);
         if (rc != BC_OK)
             break;
     }
-    closedir(d);
+    bc_file_dir_close(&it);
     if (rc == BC_OK && ks->count == 0)
         rc = bc_fail(err, BC_ERR_NOT_FOUND, "no recording key (*%s) in '%s'", KEY_SUFFIX, dir);
     return rc;

@@ -33,7 +33,6 @@
  */
 #include "vault/staging.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -112,26 +111,6 @@ static bc_status entry_path(const bc_staging *s, const entry *e, const char *nam
                             size_t size, bc_error *err)
 {
     return rec_path(s, e->device, e->recording_id, name, buf, size, err);
-}
-
-/* Creates path (mode 0700) unless it exists; when it was created, its
- * parent is fsynced so that the new directory survives a power cut. */
-static bc_status mkdir_durable(const char *path, const char *parent, bool *created, bc_error *err)
-{
-    if (created != NULL)
-        *created = false;
-    if (mkdir(path, DIR_MODE) != 0) {
-        if (errno != EEXIST)
-            return bc_fail(err, BC_ERR_IO, "cannot create directory '%s': %s", path,
-                           strerror(errno));
-        struct stat st;
-        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-            return bc_fail(err, BC_ERR_IO, "'%s' exists and is not a directory", path);
-        return BC_OK;
-    }
-    if (created != NULL)
-        *created = true;
-    return parent != NULL ? bc_file_fsync_dir(parent, err) : BC_OK;
 }
 
 /* ---- ranges ---- */
@@ -510,9 +489,9 @@ static bc_status rec_dir_create(const bc_staging *s, const char *device, const c
         return bc_fail(err, BC_ERR_TOO_BIG, "staging path for device '%s' is too long", device);
     bc_status rc = rec_path(s, device, recording_id, NULL, dir, sizeof(dir), err);
     if (rc == BC_OK)
-        rc = mkdir_durable(dev_dir, s->dir, NULL, err);
+        rc = bc_file_mkdir_durable(dev_dir, DIR_MODE, err);
     if (rc == BC_OK)
-        rc = mkdir_durable(dir, dev_dir, NULL, err);
+        rc = bc_file_mkdir_durable(dir, DIR_MODE, err);
     return rc;
 }
 
@@ -562,6 +541,17 @@ static bc_status entry_get(bc_staging *s, const char *device, const char *record
     list_push_front(s, e);
     *out = e;
     return BC_OK;
+}
+
+/* The entry of a recording that is staged: ids checked, then entry_get
+ * without creating (BC_ERR_NOT_FOUND when nothing is staged). */
+static bc_status entry_staged(bc_staging *s, const char *device, const char *recording_id,
+                              entry **out, bc_error *err)
+{
+    bc_status rc = ids_check(device, recording_id, err);
+    if (rc == BC_OK)
+        rc = entry_get(s, device, recording_id, false, out, err);
+    return rc;
 }
 
 /* ---- descriptors and syncing ---- */
@@ -693,44 +683,26 @@ static bc_status pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t of
 
 /* ---- open, close ---- */
 
-static bool has_suffix(const char *name, const char *suffix)
-{
-    size_t n = strlen(name), k = strlen(suffix);
-    return n >= k && strcmp(name + n - k, suffix) == 0;
-}
-
 /* Calls fn(dir/name, name) for every entry of dir but "." and "..".
  * A missing dir is BC_OK. fn returns false to stop. */
 typedef bool (*dir_visit_fn)(const char *path, const char *name, void *userdata);
 
 static bc_status dir_walk(const char *dir, dir_visit_fn fn, void *userdata, bc_error *err)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        if (errno == ENOENT)
-            return BC_OK;
-        return bc_fail(err, BC_ERR_IO, "cannot open directory '%s': %s", dir, strerror(errno));
-    }
-    bc_status rc = BC_OK;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (de == NULL) {
-            if (errno != 0)
-                rc =
-                    bc_fail(err, BC_ERR_IO, "cannot read directory '%s': %s", dir, strerror(errno));
-            break;
-        }
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
+    bc_file_dir it;
+    bc_status rc = bc_file_dir_open(&it, dir, err);
+    if (rc != BC_OK)
+        return rc == BC_ERR_NOT_FOUND ? BC_OK : rc;
+    const char *name = NULL;
+    while ((rc = bc_file_dir_next(&it, &name, err)) == BC_OK && name != NULL) {
         char path[PATH_MAX];
-        int n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
         if (n < 0 || (size_t)n >= sizeof(path))
             continue; /* not a name this module makes */
-        if (!fn(path, de->d_name, userdata))
+        if (!fn(path, name, userdata))
             break;
     }
-    closedir(d);
+    bc_file_dir_close(&it);
     return rc;
 }
 
@@ -746,7 +718,7 @@ typedef struct walk_ctx {
 static bool visit_tmp(const char *path, const char *name, void *userdata)
 {
     walk_ctx *w = userdata;
-    if (has_suffix(name, BC_FILE_TMP_SUFFIX) && unlink(path) != 0 && errno != ENOENT) {
+    if (bc_file_is_tmp(name) && unlink(path) != 0 && errno != ENOENT) {
         w->rc = bc_fail(w->err, BC_ERR_IO, "cannot remove '%s': %s", path, strerror(errno));
         return false;
     }
@@ -775,18 +747,6 @@ static bool visit_dev_for_tmp(const char *path, const char *name, void *userdata
     return w->rc == BC_OK;
 }
 
-/* The parent directory of path ("." when it has no slash). */
-static void parent_of(const char *path, char *out, size_t size)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(out, size, ".");
-    else if (slash == path)
-        snprintf(out, size, "/");
-    else
-        snprintf(out, size, "%.*s", (int)(slash - path), path);
-}
-
 bc_status bc_staging_open(const char *dir, size_t max_open, bc_staging **out, bc_error *err)
 {
     if (out == NULL)
@@ -802,9 +762,7 @@ bc_status bc_staging_open(const char *dir, size_t max_open, bc_staging **out, bc
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
     s->max_open = max_open;
 
-    char parent[PATH_MAX];
-    parent_of(s->dir, parent, sizeof(parent));
-    bc_status rc = mkdir_durable(s->dir, parent, NULL, err);
+    bc_status rc = bc_file_mkdir_durable(s->dir, DIR_MODE, err);
     if (rc == BC_OK) {
         /* Durable writes interrupted by a crash leave "<name>.XXXXXX.tmp". */
         walk_ctx w = {.rc = BC_OK, .err = err};
@@ -1004,11 +962,8 @@ bc_status bc_staging_status_of(bc_staging *s, const char *device, const char *re
     if (s == NULL || out == NULL)
         return bc_fail(err, BC_ERR_INVAL, "staging status: missing argument");
     memset(out, 0, sizeof(*out));
-    bc_status rc = ids_check(device, recording_id, err);
-    if (rc != BC_OK)
-        return rc;
     entry *e = NULL;
-    rc = entry_get(s, device, recording_id, false, &e, err);
+    bc_status rc = entry_staged(s, device, recording_id, &e, err);
     if (rc != BC_OK)
         return rc;
     out->has_manifest = e->has_manifest;
@@ -1040,11 +995,8 @@ bc_status bc_staging_reset_from(bc_staging *s, const char *device, const char *r
 {
     if (s == NULL)
         return bc_fail(err, BC_ERR_INVAL, "staging reset: no staging area");
-    bc_status rc = ids_check(device, recording_id, err);
-    if (rc != BC_OK)
-        return rc;
     entry *e = NULL;
-    rc = entry_get(s, device, recording_id, false, &e, err);
+    bc_status rc = entry_staged(s, device, recording_id, &e, err);
     if (rc != BC_OK)
         return rc;
     ranges_cut(e, offset);
@@ -1086,7 +1038,7 @@ bc_status bc_staging_remove(bc_staging *s, const char *device, const char *recor
     rc = rec_path(s, device, recording_id, NULL, dir, sizeof(dir), err);
     if (rc != BC_OK)
         return rc;
-    parent_of(dir, dev_dir, sizeof(dev_dir));
+    bc_file_parent(dir, dev_dir, sizeof(dev_dir));
     walk_ctx w = {.rc = BC_OK, .err = err};
     rc = dir_walk(dir, visit_unlink, &w, err);
     if (rc == BC_OK)

@@ -49,32 +49,6 @@ struct bc_store {
     char objects[PATH_MAX];
 };
 
-/* Creates path (0700) unless it exists; fsyncs parent when it was made. */
-static bc_status mkdir_durable(const char *path, const char *parent, bc_error *err)
-{
-    if (mkdir(path, DIR_MODE) != 0) {
-        if (errno != EEXIST)
-            return bc_fail(err, BC_ERR_IO, "cannot create directory '%s': %s", path,
-                           strerror(errno));
-        struct stat st;
-        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-            return bc_fail(err, BC_ERR_IO, "'%s' exists and is not a directory", path);
-        return BC_OK;
-    }
-    return bc_file_fsync_dir(parent, err);
-}
-
-static void parent_of(const char *path, char *out, size_t size)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(out, size, ".");
-    else if (slash == path)
-        snprintf(out, size, "/");
-    else
-        snprintf(out, size, "%.*s", (int)(slash - path), path);
-}
-
 bc_status bc_store_open(const char *dir, bc_store **out, bc_error *err)
 {
     if (out == NULL)
@@ -90,11 +64,9 @@ bc_status bc_store_open(const char *dir, bc_store **out, bc_error *err)
         return bc_fail(err, BC_ERR_NOMEM, "no memory for the store");
     snprintf(st->dir, sizeof(st->dir), "%s", dir);
     snprintf(st->objects, sizeof(st->objects), "%s/%s", dir, OBJECTS_DIR);
-    char parent[PATH_MAX];
-    parent_of(st->dir, parent, sizeof(parent));
-    bc_status rc = mkdir_durable(st->dir, parent, err);
+    bc_status rc = bc_file_mkdir_durable(st->dir, DIR_MODE, err);
     if (rc == BC_OK)
-        rc = mkdir_durable(st->objects, st->dir, err);
+        rc = bc_file_mkdir_durable(st->objects, DIR_MODE, err);
     if (rc != BC_OK) {
         free(st);
         return rc;
@@ -151,9 +123,9 @@ static bc_status object_dir_create(const bc_store *st, const char *sha256, bc_er
     char d1[PATH_MAX], d2[PATH_MAX];
     snprintf(d1, sizeof(d1), "%s/%.2s", st->objects, sha256);
     object_dir(st, sha256, d2, sizeof(d2));
-    bc_status rc = mkdir_durable(d1, st->objects, err);
+    bc_status rc = bc_file_mkdir_durable(d1, DIR_MODE, err);
     if (rc == BC_OK)
-        rc = mkdir_durable(d2, d1, err);
+        rc = bc_file_mkdir_durable(d2, DIR_MODE, err);
     return rc;
 }
 
@@ -166,21 +138,6 @@ static bc_status tmp_name(const char *final, char *out, size_t size, bc_error *e
         bc_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)) != BC_OK)
         return bc_fail(err, BC_ERR_CRYPTO, "cannot draw a temporary object name");
     snprintf(out, size, "%s.%s%s", final, hex, BC_FILE_TMP_SUFFIX);
-    return BC_OK;
-}
-
-static bc_status write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return BC_ERR_IO;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
     return BC_OK;
 }
 
@@ -213,10 +170,9 @@ static bc_status copy_to_tmp(const char *src, const char *tmp, int *out_fd, bc_e
         }
         if (n == 0)
             break;
-        if (write_all(out, buf, (size_t)n) != BC_OK) {
-            rc = bc_fail(err, BC_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+        rc = bc_file_write_all(out, buf, (size_t)n, tmp, err);
+        if (rc != BC_OK)
             goto cleanup;
-        }
     }
     *out_fd = out;
     out = -1;

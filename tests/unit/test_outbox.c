@@ -16,27 +16,17 @@
 #include "device-agent/outbox.h"
 #include "test_util.h"
 
-typedef struct fixture {
-    char root[64];
-    char dir[128];
-} fixture;
+/* root: a temp dir; dir: "<root>/outbox", made by the module itself. */
+typedef bc_test_scratch fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL || bc_test_tempdir(f->root, sizeof(f->root), "outbox") != BC_OK)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "%s/outbox", f->root);
-    *state = f;
-    return 0;
+    return bc_test_scratch_setup(state, "outbox", "outbox");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    bc_test_remove_tree(f->root);
-    free(f);
-    return 0;
+    return bc_test_scratch_teardown(state);
 }
 
 static uint64_t append(bc_outbox *ob, const char *topic, const char *payload)

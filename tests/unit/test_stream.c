@@ -11,105 +11,30 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 
 #include "common/clock.h"
 #include "common/stream.h"
 #include "test_util.h"
 
-static int redis_port;
-static pid_t redis_pid = -1;
-static char redis_dir[64];
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static bc_redis_config redis_cfg(int port)
-{
-    bc_redis_config cfg = {
-        .port = port, .timeout_ms = 2000, .backoff_min_ms = 20, .backoff_max_ms = 200};
-    snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
-    return cfg;
-}
-
-static void start_redis(void)
-{
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
-               redis_dir, "--save", "", "--appendonly", "no", "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    redis_pid = pid;
-    bc_redis_config cfg = redis_cfg(redis_port);
-    bc_redis r;
-    assert_int_equal(bc_redis_init(&r, &cfg, NULL), BC_OK);
-    for (int i = 0; i < 500; i++) {
-        if (bc_redis_connect_now(&r, NULL) == BC_OK) {
-            bc_redis_close(&r);
-            return;
-        }
-        usleep(10000);
-    }
-    fail_msg("redis-server did not start on port %d", redis_port);
-}
-
-static void stop_redis(void)
-{
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-        redis_pid = -1;
-    }
-}
+static bc_test_redis srv;
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (bc_test_tempdir(redis_dir, sizeof(redis_dir), "stream") != BC_OK)
-        return -1;
-    redis_port = free_port();
-    start_redis();
-    return 0;
+    return bc_test_redis_start(&srv, "stream") == BC_OK ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    stop_redis();
-    bc_test_remove_tree(redis_dir);
+    bc_test_redis_stop(&srv);
     return 0;
 }
 
 static void connect_redis(bc_redis *r)
 {
-    bc_redis_config cfg = redis_cfg(redis_port);
-    assert_int_equal(bc_redis_init(r, &cfg, NULL), BC_OK);
-    assert_int_equal(bc_redis_connect_now(r, NULL), BC_OK);
+    bc_test_redis_connect(&srv, 2000, r);
 }
 
 static long long int_command(bc_redis *r, int argc, const char **argv)
@@ -217,7 +142,7 @@ static void test_backoff_cap(void **state)
 static void test_refused_is_sticky_and_backs_off(void **state)
 {
     (void)state;
-    bc_redis_config cfg = redis_cfg(free_port());
+    bc_redis_config cfg = bc_test_redis_config(bc_test_free_port(), 2000);
     cfg.backoff_min_ms = 5000;
     cfg.backoff_max_ms = 5000;
     bc_redis r;
@@ -501,7 +426,7 @@ static void test_survives_a_redis_restart(void **state)
     assert_int_equal(bc_stream_consumer_poll(&c, &err), BC_OK);
     uint64_t gen = cr.generation;
 
-    stop_redis();
+    bc_test_redis_kill(&srv);
     /* The failure is noticed, the connection closed, and the poll does not
      * spin: it sleeps until the next attempt (bounded by block_ms). */
     int64_t start = bc_clock_monotonic_ms();
@@ -515,7 +440,7 @@ static void test_survives_a_redis_restart(void **state)
     redisReply *reply = NULL;
     assert_int_equal(bc_redis_command(&cr, 1, argv, NULL, &reply, &err), BC_ERR_UNAVAILABLE);
 
-    start_redis(); /* empty: the group is gone too */
+    assert_int_equal(bc_test_redis_restart(&srv), BC_OK); /* empty: the group is gone too */
     bc_redis r;
     connect_redis(&r);
     char id[BC_STREAM_ID_MAX + 1];

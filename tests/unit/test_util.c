@@ -4,6 +4,11 @@
  * The tree removal walks with lstat, not stat: a symbolic link planted in a
  * test directory (or left by a module under test) is unlinked as a link,
  * so the teardown never descends into, or deletes, what it points to.
+ *
+ * The redis-server is real (no mock of Redis): a child process exec'd with
+ * its configuration on the command line, so that no config file and no
+ * system instance is involved, and SIGKILLed at the end - it persists
+ * nothing, so there is nothing to shut down cleanly.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,11 +16,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto/sign.h"
@@ -52,6 +63,149 @@ void bc_test_remove_tree(const char *dir)
         closedir(d);
     rmdir(dir);
 }
+
+int bc_test_scratch_setup(void **state, const char *tag, const char *name)
+{
+    bc_test_scratch *s = calloc(1, sizeof(*s));
+    if (s == NULL || bc_test_tempdir(s->root, sizeof(s->root), tag) != BC_OK) {
+        free(s);
+        return -1;
+    }
+    int n = snprintf(s->dir, sizeof(s->dir), "%s/%s", s->root, name);
+    if (n < 0 || (size_t)n >= sizeof(s->dir)) {
+        bc_test_remove_tree(s->root);
+        free(s);
+        return -1;
+    }
+    *state = s;
+    return 0;
+}
+
+int bc_test_scratch_teardown(void **state)
+{
+    bc_test_scratch *s = *state;
+    bc_test_remove_tree(s->root);
+    free(s);
+    return 0;
+}
+
+/* ---- redis-server ---- */
+
+int bc_test_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    int port = 0;
+    if (bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(s, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(s);
+    return port;
+}
+
+bc_redis_config bc_test_redis_config(int port, int timeout_ms)
+{
+    bc_redis_config cfg = {
+        .port = port, .timeout_ms = timeout_ms, .backoff_min_ms = 20, .backoff_max_ms = 200};
+    snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
+    return cfg;
+}
+
+/* Forks and execs redis-server on srv's port and dir; polls until it
+ * answers (500 x 10 ms). */
+static bc_status redis_spawn(bc_test_redis *srv)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", srv->port);
+    pid_t pid = fork();
+    if (pid < 0)
+        return BC_ERR_IO;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
+               srv->dir, "--save", "", "--appendonly", "no", "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    srv->pid = pid;
+    bc_redis_config cfg = bc_test_redis_config(srv->port, 2000);
+    bc_redis r;
+    bool ready = bc_redis_init(&r, &cfg, NULL) == BC_OK;
+    for (int i = 0; ready && i < 500; i++) {
+        if (bc_redis_connect_now(&r, NULL) == BC_OK) {
+            bc_redis_close(&r);
+            return BC_OK;
+        }
+        usleep(10000);
+    }
+    fprintf(stderr, "redis-server did not start on port %d\n", srv->port);
+    bc_test_redis_kill(srv);
+    return BC_ERR_UNAVAILABLE;
+}
+
+bc_status bc_test_redis_start(bc_test_redis *srv, const char *tag)
+{
+    srv->pid = -1;
+    srv->port = bc_test_free_port();
+    if (srv->port == 0)
+        return BC_ERR_IO;
+    bc_status rc = bc_test_tempdir(srv->dir, sizeof(srv->dir), tag);
+    if (rc != BC_OK)
+        return rc;
+    rc = redis_spawn(srv);
+    if (rc != BC_OK)
+        bc_test_remove_tree(srv->dir);
+    return rc;
+}
+
+bc_status bc_test_redis_restart(bc_test_redis *srv)
+{
+    bc_test_redis_kill(srv);
+    return redis_spawn(srv);
+}
+
+void bc_test_redis_kill(bc_test_redis *srv)
+{
+    if (srv->pid <= 0)
+        return;
+    kill(srv->pid, SIGKILL);
+    waitpid(srv->pid, NULL, 0);
+    srv->pid = -1;
+}
+
+void bc_test_redis_stop(bc_test_redis *srv)
+{
+    bc_test_redis_kill(srv);
+    bc_test_remove_tree(srv->dir);
+}
+
+void bc_test_redis_connect(const bc_test_redis *srv, int timeout_ms, bc_redis *r)
+{
+    bc_redis_config cfg = bc_test_redis_config(srv->port, timeout_ms);
+    bc_error err = {{0}};
+    assert_int_equal(bc_redis_init(r, &cfg, &err), BC_OK);
+    if (bc_redis_connect_now(r, &err) != BC_OK)
+        fail_msg("cannot connect to redis-server on port %d: %s", srv->port, err.text);
+}
+
+void bc_test_redis_flush(bc_redis *r)
+{
+    const char *argv[] = {"FLUSHALL"};
+    redisReply *reply = NULL;
+    bc_error err = {{0}};
+    if (bc_redis_command(r, 1, argv, NULL, &reply, &err) != BC_OK)
+        fail_msg("FLUSHALL: %s", err.text);
+    freeReplyObject(reply);
+}
+
+/* ---- keys and files ---- */
 
 bc_status bc_test_x25519_pair(EVP_PKEY **priv, EVP_PKEY **pub)
 {

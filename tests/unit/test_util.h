@@ -1,7 +1,8 @@
 /*
  * test_util.h - what the unit tests share: a scratch directory under /tmp
  * and its removal, small files written and read back, deterministic test
- * data, and an X25519 key pair as a camera holds it.
+ * data, an X25519 key pair as a camera holds it, and a throwaway
+ * redis-server.
  *
  * Two kinds of helpers: those for a cmocka setup return a bc_status (a
  * setup reports failure by its return value, it must not assert); those
@@ -14,9 +15,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <openssl/evp.h>
 
+#include "common/stream.h"
 #include "proto/status.h"
 
 /* ---- for setup and teardown ---- */
@@ -32,13 +35,72 @@ bc_status bc_test_tempdir(char *out, size_t size, const char *tag);
  * be removed is left; a missing dir is fine. */
 void bc_test_remove_tree(const char *dir);
 
+/* The fixture of a test of a module that owns one directory: root is a
+ * fresh temp dir, dir the module's directory below it ("<root>/<name>",
+ * not made here: the module makes it, as at its first start). */
+typedef struct bc_test_scratch {
+    char root[64];
+    char dir[128];
+} bc_test_scratch;
+
+/* A cmocka setup: *state becomes a new bc_test_scratch whose root is made
+ * by bc_test_tempdir(tag). 0, or -1 when it cannot be made. */
+int bc_test_scratch_setup(void **state, const char *tag, const char *name);
+
+/* The matching teardown: removes the root's tree and frees *state. 0. */
+int bc_test_scratch_teardown(void **state);
+
 /* A fresh X25519 private key in *priv and, in *pub, a key holding only its
  * public half (what a camera is given: it can encrypt to the vault, never
  * decrypt). The caller frees both with EVP_PKEY_free. BC_ERR_CRYPTO on
  * failure, with both left NULL. */
 bc_status bc_test_x25519_pair(EVP_PKEY **priv, EVP_PKEY **pub);
 
+/* A redis-server the test started itself (like hiredis' test.sh): bound
+ * to 127.0.0.1 on a free port, in a temp dir, without persistence (no RDB,
+ * no AOF), its output sent to /dev/null. */
+typedef struct bc_test_redis {
+    int port;
+    pid_t pid;    /* -1 when it is not running */
+    char dir[64]; /* its working directory */
+} bc_test_redis;
+
+/* Makes the temp dir "/tmp/bc-<tag>-XXXXXX", picks a free port, starts
+ * redis-server there and waits (up to 5 s) until it answers. For a group
+ * setup: BC_ERR_IO when no port or no process can be had, the status of
+ * bc_test_tempdir when the dir cannot be made, BC_ERR_UNAVAILABLE when the
+ * server does not answer; on failure nothing is left running and the dir
+ * is removed. */
+bc_status bc_test_redis_start(bc_test_redis *srv, const char *tag);
+
+/* Kills the server (SIGKILL, then waits for it), as a crash would. Port and
+ * dir stay, for bc_test_redis_restart. Nothing to do when it is not running. */
+void bc_test_redis_kill(bc_test_redis *srv);
+
+/* Starts the server again on the same port and dir, and waits as
+ * bc_test_redis_start; it comes back empty (nothing was persisted).
+ * BC_ERR_IO, BC_ERR_UNAVAILABLE (the dir is kept either way). */
+bc_status bc_test_redis_restart(bc_test_redis *srv);
+
+/* Kills the server and removes its dir. For a group teardown. */
+void bc_test_redis_stop(bc_test_redis *srv);
+
+/* A connection's configuration for 127.0.0.1:port with the given command
+ * and connect timeout, reconnect backoff 20 to 200 ms. */
+bc_redis_config bc_test_redis_config(int port, int timeout_ms);
+
+/* A loopback TCP port that was free a moment ago (bound, then released):
+ * nothing listens on it. 0 when none could be had. */
+int bc_test_free_port(void);
+
 /* ---- inside a test (a failure fails the test) ---- */
+
+/* Connects r to srv (bc_test_redis_config, bc_redis_connect_now); the
+ * caller closes it with bc_redis_close. */
+void bc_test_redis_connect(const bc_test_redis *srv, int timeout_ms, bc_redis *r);
+
+/* FLUSHALL on r: every key of every database is gone. */
+void bc_test_redis_flush(bc_redis *r);
 
 /* Writes len bytes of data to path (created 0666 & ~umask, or truncated). */
 void bc_test_write_bytes(const char *path, const void *data, size_t len);

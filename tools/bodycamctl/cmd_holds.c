@@ -64,6 +64,21 @@ static int print_hold(ctl *c, const char *verb, const bc_hold *h, bool changed, 
     return CTL_EXIT_OK;
 }
 
+/* Audits a hold placed or released; the subject is its recording's ref. */
+static int audit_hold(ctl *c, const char *action, const char *ref, const bc_hold *h,
+                      const char *note, int64_t now, uint64_t *seq)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "hold_id", h->id);
+    cJSON_AddStringToObject(d, "reason", bc_hold_reason_name(h->reason));
+    cJSON_AddStringToObject(d, "case_ref", h->case_ref);
+    if (note != NULL)
+        cJSON_AddStringToObject(d, "note", note);
+    int code = ctl_audit1(c, action, ref, d, now, seq);
+    cJSON_Delete(d);
+    return code;
+}
+
 static int holds_place(ctl *c, const ctl_args *a)
 {
     const char *ref = a->pos[0], *reason_text = ctl_arg(a, "reason");
@@ -91,14 +106,7 @@ static int holds_place(ctl *c, const ctl_args *a)
         return ctl_fail(c, rc, "%s: %s", c->what, err.text);
     uint64_t seq = 0;
     if (created) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "hold_id", h.id);
-        cJSON_AddStringToObject(d, "reason", bc_hold_reason_name(h.reason));
-        cJSON_AddStringToObject(d, "case_ref", h.case_ref);
-        if (note != NULL)
-            cJSON_AddStringToObject(d, "note", note);
-        int code = ctl_audit1(c, "hold_placed", ref, d, now, &seq);
-        cJSON_Delete(d);
+        int code = audit_hold(c, "hold_placed", ref, &h, note, now, &seq);
         if (code != CTL_EXIT_OK)
             return code;
     }
@@ -119,15 +127,8 @@ static int holds_release(ctl *c, const ctl_args *a)
     bc_status rc = bc_catalog_hold_release(&c->redis, hold_id, c->actor, note, now, &h, &err);
     if (rc != BC_OK)
         return ctl_fail(c, rc, "%s: %s", c->what, err.text);
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "hold_id", h.id);
-    cJSON_AddStringToObject(d, "reason", bc_hold_reason_name(h.reason));
-    cJSON_AddStringToObject(d, "case_ref", h.case_ref);
-    if (note != NULL)
-        cJSON_AddStringToObject(d, "note", note);
     uint64_t seq = 0;
-    int code = ctl_audit1(c, "hold_released", h.ref, d, now, &seq);
-    cJSON_Delete(d);
+    int code = audit_hold(c, "hold_released", h.ref, &h, note, now, &seq);
     if (code != CTL_EXIT_OK)
         return code;
     return print_hold(c, "released", &h, true, seq);

@@ -36,39 +36,35 @@ typedef struct hold_vec {
     bool oom;
 } hold_vec;
 
-static bool grow(void **items, size_t *cap, size_t count, size_t size)
+/* Appends the item (size bytes) to *items, doubling *cap when full. False
+ * with *oom set when out of memory: the catalog's listing stops there. */
+static bool push(void **items, size_t *count, size_t *cap, bool *oom, const void *item, size_t size)
 {
-    if (count < *cap)
-        return true;
-    size_t next = *cap ? *cap * 2 : 16;
-    void *p = realloc(*items, next * size);
-    if (p == NULL)
-        return false;
-    *items = p;
-    *cap = next;
+    if (*count == *cap) {
+        size_t next = *cap ? *cap * 2 : 16;
+        void *p = realloc(*items, next * size);
+        if (p == NULL) {
+            *oom = true;
+            return false;
+        }
+        *items = p;
+        *cap = next;
+    }
+    memcpy((char *)*items + *count * size, item, size);
+    (*count)++;
     return true;
 }
 
 static bool collect_match(const bc_request_match *m, void *userdata)
 {
     match_vec *v = userdata;
-    if (!grow((void **)&v->items, &v->cap, v->count, sizeof(*v->items))) {
-        v->oom = true;
-        return false;
-    }
-    v->items[v->count++] = *m;
-    return true;
+    return push((void **)&v->items, &v->count, &v->cap, &v->oom, m, sizeof(*m));
 }
 
 static bool collect_hold(const bc_hold *h, void *userdata)
 {
     hold_vec *v = userdata;
-    if (!grow((void **)&v->items, &v->cap, v->count, sizeof(*v->items))) {
-        v->oom = true;
-        return false;
-    }
-    v->items[v->count++] = *h;
-    return true;
+    return push((void **)&v->items, &v->count, &v->cap, &v->oom, h, sizeof(*h));
 }
 
 static void subject_of(const char *id, char *out, size_t size)
@@ -208,11 +204,21 @@ static cJSON *hold_entry(const char *action, const char *ref, const char *hold_i
     return e;
 }
 
-static void free_entries(cJSON **entries, size_t count)
+/* Appends entries[0..n) as one batch, unless one of them could not be
+ * built (NULL: out of memory); frees them and the array either way. */
+static int audit_batch(ctl *c, cJSON **entries, size_t n, int64_t now, uint64_t *seq)
 {
-    for (size_t i = 0; entries != NULL && i < count; i++)
+    int code = CTL_EXIT_OK;
+    for (size_t i = 0; i < n && code == CTL_EXIT_OK; i++) {
+        if (entries[i] == NULL)
+            code = ctl_fail(c, BC_ERR_NOMEM, "audit: out of memory");
+    }
+    if (code == CTL_EXIT_OK)
+        code = ctl_audit(c, entries, n, now, seq);
+    for (size_t i = 0; i < n; i++)
         cJSON_Delete(entries[i]);
     free(entries);
+    return code;
 }
 
 /* request_registered and one hold_placed per hold, as one batch. */
@@ -228,15 +234,7 @@ static int audit_registered(ctl *c, const bc_access_request *q, const match_vec 
         if (m->items[i].hold_id[0] != '\0')
             entries[n++] = hold_entry("hold_placed", m->items[i].ref, m->items[i].hold_id, q->id);
     }
-    int code = CTL_EXIT_OK;
-    for (size_t i = 0; i < n && code == CTL_EXIT_OK; i++) {
-        if (entries[i] == NULL)
-            code = ctl_fail(c, BC_ERR_NOMEM, "audit: out of memory");
-    }
-    if (code == CTL_EXIT_OK)
-        code = ctl_audit(c, entries, n, now, seq);
-    free_entries(entries, n);
-    return code;
+    return audit_batch(c, entries, n, now, seq);
 }
 
 static void print_match(const bc_request_match *m)
@@ -525,15 +523,7 @@ static int audit_closed(ctl *c, const char *id, const char *answer, const hold_v
     cJSON_AddNumberToObject(e, "holds_released", (double)h->count);
     for (size_t i = 0; i < h->count; i++)
         entries[n++] = hold_entry("hold_released", h->items[i].ref, h->items[i].id, id);
-    int code = CTL_EXIT_OK;
-    for (size_t i = 0; i < n && code == CTL_EXIT_OK; i++) {
-        if (entries[i] == NULL)
-            code = ctl_fail(c, BC_ERR_NOMEM, "audit: out of memory");
-    }
-    if (code == CTL_EXIT_OK)
-        code = ctl_audit(c, entries, n, now, seq);
-    free_entries(entries, n);
-    return code;
+    return audit_batch(c, entries, n, now, seq);
 }
 
 static int requests_close(ctl *c, const ctl_args *a)

@@ -25,27 +25,17 @@
 
 #define HASH_TAIL 75 /* ,"hash":"<64 hex>"} */
 
-typedef struct fixture {
-    char root[64];
-    char dir[128];
-} fixture;
+/* root: a temp dir; dir: "<root>/audit", made by the module itself. */
+typedef bc_test_scratch fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL || bc_test_tempdir(f->root, sizeof(f->root), "audit") != BC_OK)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "%s/audit", f->root);
-    *state = f;
-    return 0;
+    return bc_test_scratch_setup(state, "audit", "audit");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    bc_test_remove_tree(f->root);
-    free(f);
-    return 0;
+    return bc_test_scratch_teardown(state);
 }
 
 /* ---- helpers ---- */

@@ -16,11 +16,6 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "test_util.h"
@@ -29,91 +24,25 @@
 #define DAY BC_CATALOG_DAY_MS
 #define T0 1714557600000LL /* 2024-05-01T10:00:00Z */
 
-static int redis_port;
-static pid_t redis_pid = -1;
-static char redis_dir[64];
+/* Generous: the last test pipelines 10,000 commits, slow under the sanitizers. */
+#define REDIS_TIMEOUT_MS 10000
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static bc_redis_config redis_cfg(int port)
-{
-    bc_redis_config cfg = {
-        .port = port, .timeout_ms = 10000, .backoff_min_ms = 20, .backoff_max_ms = 200};
-    snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
-    return cfg;
-}
-
-static void start_redis(void)
-{
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
-               redis_dir, "--save", "", "--appendonly", "no", "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    redis_pid = pid;
-    bc_redis_config cfg = redis_cfg(redis_port);
-    bc_redis r;
-    assert_int_equal(bc_redis_init(&r, &cfg, NULL), BC_OK);
-    for (int i = 0; i < 500; i++) {
-        if (bc_redis_connect_now(&r, NULL) == BC_OK) {
-            bc_redis_close(&r);
-            return;
-        }
-        usleep(10000);
-    }
-    fail_msg("redis-server did not start on port %d", redis_port);
-}
+static bc_test_redis srv;
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (bc_test_tempdir(redis_dir, sizeof(redis_dir), "catalog") != BC_OK)
-        return -1;
-    redis_port = free_port();
-    start_redis();
-    return 0;
+    return bc_test_redis_start(&srv, "catalog") == BC_OK ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-        redis_pid = -1;
-    }
-    bc_test_remove_tree(redis_dir);
+    bc_test_redis_stop(&srv);
     return 0;
 }
 
 static bc_redis conn;
-
-static void connect_redis(bc_redis *r)
-{
-    bc_redis_config cfg = redis_cfg(redis_port);
-    assert_int_equal(bc_redis_init(r, &cfg, NULL), BC_OK);
-    assert_int_equal(bc_redis_connect_now(r, NULL), BC_OK);
-}
 
 /* Runs a command, returns the reply (the caller frees it). */
 static redisReply *cmd(int argc, const char **argv)
@@ -134,9 +63,8 @@ static void cmd_ok(int argc, const char **argv)
 static int setup(void **state)
 {
     (void)state;
-    connect_redis(&conn);
-    const char *argv[] = {"FLUSHALL"};
-    cmd_ok(1, argv);
+    bc_test_redis_connect(&srv, REDIS_TIMEOUT_MS, &conn);
+    bc_test_redis_flush(&conn);
     return 0;
 }
 
@@ -768,7 +696,7 @@ static void test_hold_races_purge(void **state)
     assert_true(child >= 0);
     if (child == 0) {
         bc_redis r;
-        bc_redis_config cfg = redis_cfg(redis_port);
+        bc_redis_config cfg = bc_test_redis_config(srv.port, REDIS_TIMEOUT_MS);
         if (bc_redis_init(&r, &cfg, NULL) != BC_OK || bc_redis_connect_now(&r, NULL) != BC_OK)
             _exit(2);
         for (int i = N - 1; i >= 1; i--) {

@@ -13,14 +13,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
@@ -44,82 +39,18 @@
 #define ACTOR "operator:alice"
 #define MAX_RECS 4
 
-static int redis_port;
-static pid_t redis_pid = -1;
-static char redis_dir[64];
-
-/* ---- redis-server ---- */
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static bc_redis_config redis_cfg(void)
-{
-    bc_redis_config cfg = {
-        .port = redis_port, .timeout_ms = 2000, .backoff_min_ms = 20, .backoff_max_ms = 200};
-    snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
-    return cfg;
-}
-
-static int start_redis(void)
-{
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
-               redis_dir, "--save", "", "--appendonly", "no", "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    redis_pid = pid;
-    bc_redis_config cfg = redis_cfg();
-    bc_redis r;
-    if (bc_redis_init(&r, &cfg, NULL) != BC_OK)
-        return -1;
-    for (int i = 0; i < 500; i++) {
-        if (bc_redis_connect_now(&r, NULL) == BC_OK) {
-            bc_redis_close(&r);
-            return 0;
-        }
-        usleep(10000);
-    }
-    return -1;
-}
+static bc_test_redis srv;
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (bc_test_tempdir(redis_dir, sizeof(redis_dir), "export-redis") != BC_OK)
-        return -1;
-    redis_port = free_port();
-    return start_redis();
+    return bc_test_redis_start(&srv, "export-redis") == BC_OK ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-    }
-    bc_test_remove_tree(redis_dir);
+    bc_test_redis_stop(&srv);
     return 0;
 }
 
@@ -159,14 +90,6 @@ static void write_private_key(const fixture *f)
     assert_int_equal(chmod(path, 0600), 0);
 }
 
-static void flush_redis(bc_redis *r)
-{
-    const char *argv[] = {"FLUSHALL"};
-    redisReply *reply = NULL;
-    assert_int_equal(bc_redis_command(r, 1, argv, NULL, &reply, NULL), BC_OK);
-    freeReplyObject(reply);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
@@ -182,11 +105,9 @@ static int setup(void **state)
         return -1;
     *state = f;
     write_private_key(f);
-    bc_redis_config cfg = redis_cfg();
     bc_error err = {{0}};
-    assert_int_equal(bc_redis_init(&f->r, &cfg, &err), BC_OK);
-    assert_int_equal(bc_redis_connect_now(&f->r, &err), BC_OK);
-    flush_redis(&f->r);
+    bc_test_redis_connect(&srv, 2000, &f->r);
+    bc_test_redis_flush(&f->r);
     assert_int_equal(bc_store_open(f->store_dir, &f->st, &err), BC_OK);
     assert_int_equal(bc_audit_open(f->audit_dir, &f->a, &err), BC_OK);
     assert_int_equal(bc_keystore_open(f->key_dir, NULL, NULL, &f->ks, &err), BC_OK);

@@ -124,6 +124,25 @@ static bc_status put_chunk(fixture *f, const uint8_t *content, uint64_t offset, 
     return put_chunk_of(f, DEV, REC, content, offset, len, dup);
 }
 
+/* Puts content[from, to) of DEV/REC in CHUNK-sized chunks. */
+static void put_chunks(fixture *f, const uint8_t *content, uint64_t from, uint64_t to)
+{
+    for (uint64_t off = from; off < to; off += CHUNK)
+        assert_int_equal(put_chunk(f, content, off, CHUNK, NULL), BC_OK);
+}
+
+/* SIZE bytes of pattern (seed) for DEV/REC, with their manifest staged in
+ * *m; the caller frees the content. */
+static uint8_t *staged_manifest(fixture *f, unsigned seed, bc_msg_upload *m)
+{
+    uint8_t *content = bc_test_pattern(SIZE, seed);
+    char sha[BC_SHA256_HEX_LEN + 1];
+    sha256_hex(content, SIZE, sha);
+    *m = manifest(DEV, REC, SIZE, sha);
+    assert_int_equal(put_manifest(f, m, NULL), BC_OK);
+    return content;
+}
+
 static void sync_ok(fixture *f)
 {
     bc_error err;
@@ -217,11 +236,8 @@ static void test_in_order(void **state)
 static void test_reverse_order(void **state)
 {
     fixture *f = *state;
-    uint8_t *content = bc_test_pattern(SIZE, 2);
-    char sha[BC_SHA256_HEX_LEN + 1];
-    sha256_hex(content, SIZE, sha);
-    bc_msg_upload m = manifest(DEV, REC, SIZE, sha);
-    assert_int_equal(put_manifest(f, &m, NULL), BC_OK);
+    bc_msg_upload m;
+    uint8_t *content = staged_manifest(f, 2, &m);
     for (uint64_t off = SIZE; off > 0; off -= CHUNK) {
         assert_int_equal(put_chunk(f, content, off - CHUNK, CHUNK, NULL), BC_OK);
         bc_staging_status st = status_of(f, DEV, REC);
@@ -238,11 +254,8 @@ static void test_reverse_order(void **state)
 static void test_gaps_and_merges(void **state)
 {
     fixture *f = *state;
-    uint8_t *content = bc_test_pattern(SIZE, 3);
-    char sha[BC_SHA256_HEX_LEN + 1];
-    sha256_hex(content, SIZE, sha);
-    bc_msg_upload m = manifest(DEV, REC, SIZE, sha);
-    assert_int_equal(put_manifest(f, &m, NULL), BC_OK);
+    bc_msg_upload m;
+    uint8_t *content = staged_manifest(f, 3, &m);
     /* [2000,3000) [5000,6000) [8000,9000) then one chunk spanning two gaps. */
     assert_int_equal(put_chunk(f, content, 2000, 1000, NULL), BC_OK);
     assert_int_equal(put_chunk(f, content, 5000, 1000, NULL), BC_OK);
@@ -312,8 +325,7 @@ static void test_chunks_before_manifest(void **state)
 
     bc_staging_status st;
     assert_int_equal(bc_staging_status_of(f->s, DEV, REC, &st, NULL), BC_ERR_NOT_FOUND);
-    for (uint64_t off = 0; off < SIZE; off += CHUNK)
-        assert_int_equal(put_chunk(f, content, off, CHUNK, NULL), BC_OK);
+    put_chunks(f, content, 0, SIZE);
     /* Past the size the manifest will have: unknown yet, so accepted. */
     assert_int_equal(put_chunk(f, content, SIZE + CHUNK, CHUNK, NULL), BC_OK);
     sync_ok(f);
@@ -345,13 +357,9 @@ static void test_chunks_before_manifest(void **state)
 static void test_manifest_change(void **state)
 {
     fixture *f = *state;
-    uint8_t *content = bc_test_pattern(SIZE, 7);
-    char sha[BC_SHA256_HEX_LEN + 1];
-    sha256_hex(content, SIZE, sha);
-    bc_msg_upload m = manifest(DEV, REC, SIZE, sha);
-    assert_int_equal(put_manifest(f, &m, NULL), BC_OK);
-    for (uint64_t off = 0; off < SIZE / 2; off += CHUNK)
-        assert_int_equal(put_chunk(f, content, off, CHUNK, NULL), BC_OK);
+    bc_msg_upload m;
+    uint8_t *content = staged_manifest(f, 7, &m);
+    put_chunks(f, content, 0, SIZE / 2);
     sync_ok(f);
 
     /* Fields outside (size, sha256, key id, chunk_size, recorded_at): same. */
@@ -374,8 +382,7 @@ static void test_manifest_change(void **state)
     changes[4].recorded_at += 1;
     for (int i = 0; i < 5; i++) {
         assert_int_equal(put_manifest(f, &m, NULL), BC_OK);
-        for (uint64_t off = 0; off < SIZE / 2; off += CHUNK)
-            assert_int_equal(put_chunk(f, content, off, CHUNK, NULL), BC_OK);
+        put_chunks(f, content, 0, SIZE / 2);
         assert_int_equal(status_of(f, DEV, REC).received, SIZE / 2);
         assert_int_equal(put_manifest(f, &changes[i], &dup), BC_OK);
         assert_false(dup);
@@ -480,16 +487,11 @@ static void test_ranges_cap(void **state)
 static void test_crash_keeps_only_synced(void **state)
 {
     fixture *f = *state;
-    uint8_t *content = bc_test_pattern(SIZE, 10);
-    char sha[BC_SHA256_HEX_LEN + 1];
-    sha256_hex(content, SIZE, sha);
-    bc_msg_upload m = manifest(DEV, REC, SIZE, sha);
-    assert_int_equal(put_manifest(f, &m, NULL), BC_OK);
-    for (uint64_t off = 0; off < SIZE / 2; off += CHUNK)
-        assert_int_equal(put_chunk(f, content, off, CHUNK, NULL), BC_OK);
+    bc_msg_upload m;
+    uint8_t *content = staged_manifest(f, 10, &m);
+    put_chunks(f, content, 0, SIZE / 2);
     sync_ok(f);
-    for (uint64_t off = SIZE / 2; off < SIZE; off += CHUNK)
-        assert_int_equal(put_chunk(f, content, off, CHUNK, NULL), BC_OK);
+    put_chunks(f, content, SIZE / 2, SIZE);
     assert_true(status_of(f, DEV, REC).complete);
 
     /* "Crash": close without sync. */
@@ -516,13 +518,9 @@ static void test_crash_keeps_only_synced(void **state)
 static void test_reset_from(void **state)
 {
     fixture *f = *state;
-    uint8_t *content = bc_test_pattern(SIZE, 11);
-    char sha[BC_SHA256_HEX_LEN + 1];
-    sha256_hex(content, SIZE, sha);
-    bc_msg_upload m = manifest(DEV, REC, SIZE, sha);
-    assert_int_equal(put_manifest(f, &m, NULL), BC_OK);
-    for (uint64_t off = 0; off < SIZE; off += CHUNK)
-        assert_int_equal(put_chunk(f, content, off, CHUNK, NULL), BC_OK);
+    bc_msg_upload m;
+    uint8_t *content = staged_manifest(f, 11, &m);
+    put_chunks(f, content, 0, SIZE);
     sync_ok(f);
 
     bc_error err;

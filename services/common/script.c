@@ -1,0 +1,105 @@
+/*
+ * script.c - EVALSHA with the EVAL fallback (see script.h).
+ *
+ * Why the fallback is safe: EVAL of the same source runs the same script
+ * Redis would have run under EVALSHA (the SHA-1 names the source), so a
+ * call is never run twice and never runs something else; NOSCRIPT means
+ * Redis did not run anything. Any other error reply is returned as it is.
+ */
+#include "common/script.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "proto/encoding.h"
+
+bc_status bc_script_init(bc_script *s, const char *name, const char *source, size_t source_len,
+                         bc_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (EVP_Digest(source, source_len, md, &md_len, EVP_sha1(), NULL) != 1 || md_len != 20 ||
+        bc_hex_encode(md, md_len, s->sha, sizeof(s->sha)) != BC_OK)
+        return bc_fail(err, BC_ERR_CRYPTO, "SHA-1 of script %s failed", name);
+    s->name = name;
+    s->source = source;
+    s->source_len = source_len;
+    return BC_OK;
+}
+
+/* argv[0..3) = EVALSHA <sha> 0. */
+static bc_status head_evalsha(const bc_script *s, int argc, const char **argv, size_t *lens,
+                              bc_error *err)
+{
+    if (s->source == NULL)
+        return bc_fail(err, BC_ERR_STATE, "script is not initialised");
+    if (argc < BC_SCRIPT_ARGV_HEAD)
+        return bc_fail(err, BC_ERR_INVAL, "script %s: no room for its command in argv", s->name);
+    argv[0] = "EVALSHA";
+    lens[0] = 7;
+    argv[1] = s->sha;
+    lens[1] = BC_SCRIPT_SHA_LEN;
+    argv[2] = "0";
+    lens[2] = 1;
+    return BC_OK;
+}
+
+static bool is_noscript(bc_status st, const bc_error *err)
+{
+    return st == BC_ERR_STATE && strstr(err->text, "NOSCRIPT") != NULL;
+}
+
+bc_status bc_script_run(bc_redis *r, const bc_script *s, int argc, const char **argv, size_t *lens,
+                        redisReply **out, bc_error *err)
+{
+    *out = NULL;
+    bc_status st = head_evalsha(s, argc, argv, lens, err);
+    if (st != BC_OK)
+        return st;
+    /* A local error: NOSCRIPT is recognised by its text, also when the
+     * caller passed no err. */
+    bc_error local;
+    bc_error_clear(&local);
+    st = bc_redis_command(r, argc, argv, lens, out, &local);
+    if (is_noscript(st, &local)) {
+        argv[0] = "EVAL";
+        lens[0] = 4;
+        argv[1] = s->source;
+        lens[1] = s->source_len;
+        st = bc_redis_command(r, argc, argv, lens, out, &local);
+    }
+    if (st != BC_OK)
+        return bc_fail(err, st, "%s", local.text);
+    return BC_OK;
+}
+
+bc_status bc_script_append(bc_redis *r, const bc_script *s, int argc, const char **argv,
+                           size_t *lens, bc_error *err)
+{
+    bc_status st = head_evalsha(s, argc, argv, lens, err);
+    if (st != BC_OK)
+        return st;
+    return bc_redis_append(r, argc, argv, lens, err);
+}
+
+bc_status bc_script_load(bc_redis *r, const bc_script *s, bc_error *err)
+{
+    if (s->source == NULL)
+        return bc_fail(err, BC_ERR_STATE, "script is not initialised");
+    const char *argv[] = {"SCRIPT", "LOAD", s->source};
+    const size_t lens[] = {6, 4, s->source_len};
+    redisReply *reply = NULL;
+    bc_status st = bc_redis_command(r, 3, argv, lens, &reply, err);
+    if (st != BC_OK)
+        return st;
+    bool same = reply->type == REDIS_REPLY_STRING && reply->len == BC_SCRIPT_SHA_LEN &&
+                memcmp(reply->str, s->sha, BC_SCRIPT_SHA_LEN) == 0;
+    freeReplyObject(reply);
+    if (!same)
+        return bc_fail(err, BC_ERR_STATE, "SCRIPT LOAD of script %s answered another SHA-1",
+                       s->name);
+    return BC_OK;
+}
