@@ -91,6 +91,7 @@ static const char *const alert_kind_names[BC_ALERT_KIND_COUNT] = {
     [BC_ALERT_RECORDING_WITHOUT_WARNINGS] = "recording_without_warnings",
     [BC_ALERT_UPLOAD_OVERDUE] = "upload_overdue",
     [BC_ALERT_REQUEST_OVERDUE] = "request_overdue",
+    [BC_ALERT_IDENTITY_REFUSED] = "identity_refused",
 };
 
 static const char *const alert_status_names[BC_ALERT_STATUS_COUNT] = {
@@ -559,6 +560,9 @@ static const field summary_fields[] = {
     F_NUM(bc_msg_summary, alerts_open, 0, MAXI, ALL, NONE),
     F_NUM(bc_msg_summary, rollouts_active, 0, MAXI, NONE, ALL),
     F_NUM(bc_msg_summary, rotations_active, 0, MAXI, NONE, ALL),
+    F_NUM(bc_msg_summary, rotation_cameras, 0, MAXI, NONE, ALL),
+    F_NUM(bc_msg_summary, rotation_done, 0, MAXI, NONE, ALL),
+    F_NUM(bc_msg_summary, rotation_failed, 0, MAXI, NONE, ALL),
 };
 
 /* "states": {"standby": n, ...}; an absent state counts 0, unknown names

@@ -112,6 +112,7 @@ typedef enum bc_alert_kind {
     BC_ALERT_RECORDING_WITHOUT_WARNINGS,
     BC_ALERT_UPLOAD_OVERDUE,
     BC_ALERT_REQUEST_OVERDUE, /* about an access request: device optional */
+    BC_ALERT_IDENTITY_REFUSED, /* a CSR refused: another camera's CN, a revoked camera, ... */
     BC_ALERT_KIND_COUNT
 } bc_alert_kind;
 const char *bc_alert_kind_name(bc_alert_kind v);
@@ -244,6 +245,11 @@ typedef struct bc_msg_summary {
     int64_t alerts_open;
     int64_t rollouts_active;  /* optional */
     int64_t rotations_active; /* optional */
+    /* optional: cameras of the active key rotation campaigns, and of those
+     * the ones done and failed (progress for the dashboard) */
+    int64_t rotation_cameras;
+    int64_t rotation_done;
+    int64_t rotation_failed;
 } bc_msg_summary;
 
 typedef struct bc_msg_alert {
