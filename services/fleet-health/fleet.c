@@ -178,7 +178,10 @@ static void timers(fleet *f)
 static int64_t timers_due_in(const fleet *f)
 {
     int64_t mono = bc_clock_monotonic_ms();
-    int64_t next = f->next_scan_ms;
+    /* The scan waits for the consumers to catch up (a step wakes the loop
+     * then); counting an overdue scan here would make poll() spin while
+     * Redis is away. */
+    int64_t next = caught_up(f) ? f->next_scan_ms : mono + LOOP_MAX_WAIT_MS;
     if (f->next_status_ms < next)
         next = f->next_status_ms;
     if (f->next_summary_ms < next)
