@@ -4,7 +4,8 @@
  * nothing behind the subscriber.
  *
  *   bench_publish STACK_DIR --devices cam-001,... --bytes N [--chunk B]
- *                 [--window W] [--subscriber SERVICE] [--timeout S]
+ *                 [--window W] [--subscriber SERVICE] [--subscriber-id ID]
+ *                 [--timeout S]
  *
  * STACK_DIR is a running `bodycam-stack up` stack; its stack.json names
  * the TLS listener, the CA and every identity. Each device of --devices
@@ -25,7 +26,13 @@
  *
  * One subscriber with a service certificate (default "gateway": stop the
  * stack's gateway first, or it takes messages off the same broker) holds
- * bodycam/v1/devices/+/upload at QoS 1 and counts what arrives. The clock
+ * bodycam/v1/devices/+/upload at QoS 1 and counts what arrives. It
+ * connects with a clean start as --subscriber-id (default
+ * bench-publish-sub); bench_vault.py gives the stopped gateway's client id
+ * (gateway-1), so the broker drops that gateway's persistent session and
+ * its place in the $share group - otherwise every chunk would also be
+ * queued for the absent gateway, and the baseline would carry a second
+ * delivery the vault path does not have. The clock
  * runs from the moment every client is connected to the moment every chunk
  * is acknowledged and the subscriber received as many messages as the
  * broker accepted. Output: one JSON object on stdout
@@ -95,6 +102,7 @@ typedef struct options {
     const char *dir;
     char devices[1024];
     char service[40];
+    char subscriber_id[64];
     uint64_t bytes;
     size_t chunk, window;
     int timeout_s;
@@ -513,7 +521,7 @@ static int run(publisher *pubs, size_t npubs, subscriber *sub)
 static int usage(void)
 {
     fprintf(stderr, "usage: " PROGRAM " STACK_DIR --devices ID[,ID...] --bytes N [--chunk B] "
-                    "[--window W] [--subscriber SERVICE] [--timeout S]\n");
+                    "[--window W] [--subscriber SERVICE] [--subscriber-id ID] [--timeout S]\n");
     return 2;
 }
 
@@ -521,6 +529,7 @@ static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.chunk = 32768, .window = 8, .timeout_s = 300};
     snprintf(o->service, sizeof(o->service), "gateway");
+    snprintf(o->subscriber_id, sizeof(o->subscriber_id), "bench-publish-sub");
     if (argc < 2 || argv[1][0] == '-')
         return usage();
     o->dir = argv[1];
@@ -535,6 +544,9 @@ static int parse_args(int argc, char **argv, options *o)
             snprintf(o->devices, sizeof(o->devices), "%s", v);
         else if (strcmp(name, "--subscriber") == 0 && strlen(v) < sizeof(o->service))
             snprintf(o->service, sizeof(o->service), "%s", v);
+        else if (strcmp(name, "--subscriber-id") == 0 && v[0] != '\0' &&
+                 strlen(v) < sizeof(o->subscriber_id))
+            snprintf(o->subscriber_id, sizeof(o->subscriber_id), "%s", v);
         else if (strcmp(name, "--bytes") == 0 && num && n > 0)
             o->bytes = n;
         else if (strcmp(name, "--chunk") == 0 && num && n > 0 && n <= CHUNK_MAX)
@@ -589,7 +601,7 @@ int main(int argc, char **argv)
             goto cleanup;
         }
     }
-    sub.mosq = client_new("bench-publish-sub", &sub, g.sub_cert, g.sub_key);
+    sub.mosq = client_new(g.opt.subscriber_id, &sub, g.sub_cert, g.sub_key);
     if (sub.mosq == NULL) {
         fail("subscriber: cannot set up the client (TLS files?)");
         goto cleanup;

@@ -26,7 +26,10 @@ the real daemon, measured in the same run (issue 6, "Benchmark").
     the same number of bytes per camera as upload chunk messages (valid
     JSON, 32 KiB of data, 8 in flight, QoS 1, MQTT v5) with the cameras' own
     certificates and client ids to one subscriber (the gateway's service
-    certificate, bodycam/v1/devices/+/upload, QoS 1): delivered MB/s, one
+    certificate, bodycam/v1/devices/+/upload, QoS 1; it connects as the
+    stopped gateway's client id with a clean start, so the broker drops that
+    session and its $share place instead of queueing every chunk for it
+    too): delivered MB/s, one
     publisher and N at once, R times each, 2.5 s apart (the plugin keeps a
     camera's buckets across reconnects; they refill meanwhile, as between
     the runs of (1)). A refused chunk is resent as the agent does (rewind,
@@ -431,8 +434,10 @@ def raw_run(b, st, pubs, nbytes):
     load = loadavg()
     cpu_before = st.cpu()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # the stopped gateway's client id, clean start: its session and share go
+    sub_id = f"gateway-{st.info['gateway']['instance']}"
     text = b.run([tool, st.dir, "--devices", ",".join(pubs), "--bytes", str(nbytes),
-                  "--timeout", "240"], 300, "bench_publish")
+                  "--subscriber-id", sub_id, "--timeout", "240"], 300, "bench_publish")
     kids_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_after = st.cpu()
     row = json.loads(text.strip().splitlines()[-1])

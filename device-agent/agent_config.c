@@ -94,6 +94,11 @@ size_t bc_agent_config_table(bc_agent_config *cfg, bc_config_option *t)
          "simulated temperature on standby"},
         {"signal_base_dbm", CFG_INT(-150, 0), "-65", &c->signal_base_dbm, 0, "dBm",
          "simulated signal strength"},
+        {"identity_trial_s", CFG_INT(1, 3600), "30", &c->identity_trial_s, 0, "s",
+         "identity rotation: a new certificate must connect within this, else the camera "
+         "goes back to the old one"},
+        {"identity_trial_attempts", CFG_INT(1, 1000), "3", &c->identity_trial_attempts, 0, NULL,
+         "identity rotation: refused attempts with a new certificate before going back"},
         {"log_level", CFG_STRING, "info", cfg->log_level, sizeof(cfg->log_level), NULL,
          "debug, info, warn or error"},
     };

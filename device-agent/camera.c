@@ -40,6 +40,7 @@
 #include "common/log.h"
 #include "device-agent/commands.h"
 #include "device-agent/health.h"
+#include "device-agent/identity.h"
 #include "device-agent/link.h"
 #include "device-agent/outbox.h"
 #include "device-agent/persist.h"
@@ -56,6 +57,7 @@
 #define VIDEO_TICKS_BUFFERED 4       /* a timer this many ticks late still catches up */
 #define PRE_EVENT_MS_MAX 600000
 #define KEY_PEM_MAX 4096
+#define IDENTITY_GRACE_MS 1000     /* refusals this soon after a switch do not count (see link_attempt_failed) */
 
 struct bc_camera {
     bc_camera_config cfg;
@@ -76,7 +78,15 @@ struct bc_camera {
     int64_t video_last_ms;
     bc_control *control;
     bc_link *link;
-    bc_timer sm_timer, video_timer, flush_timer, health_timer, upload_timer;
+    bc_identity *identity;
+    struct {
+        bool active; /* an install's certificate is being tried */
+        char cmd_id[BC_ID_MAX + 1];
+        unsigned failures;
+        int64_t started_ms; /* monotonic: when the switch began */
+        char last_reason[BC_TEXT_MAX + 1];
+    } trial;
+    bc_timer sm_timer, video_timer, flush_timer, health_timer, upload_timer, trial_timer;
     int64_t started_mono_ms;
     uint64_t device_hash; /* seeds the simulations (noise, default video seed) */
     bool shutting_down;
@@ -173,6 +183,9 @@ bc_status bc_camera_config_check(const bc_camera_config *c, bc_error *err)
         return bc_fail(err, BC_ERR_INVAL, "option 'recording_key_id' is not a valid key id");
     if (c->backoff_min_ms > c->backoff_max_ms)
         return bc_fail(err, BC_ERR_INVAL, "option 'backoff_min_ms' is above 'backoff_max_ms'");
+    if (c->identity_trial_s < 1 || c->identity_trial_attempts < 1)
+        return bc_fail(err, BC_ERR_INVAL,
+                       "options 'identity_trial_s' and 'identity_trial_attempts' must be >= 1");
     if (c->fw_version[0] == '\0' || !bc_version_valid(c->fw_version))
         return bc_fail(err, BC_ERR_INVAL, "option 'fw_version': '%s' is not a version",
                        c->fw_version);
@@ -581,9 +594,10 @@ static void status_answer(bc_camera *cam, char *answer, size_t size)
     bc_camera_status_get(cam, &s);
     snprintf(answer, size,
              "ok state=%s warnings=%d seq=%" PRIu64 " pending=%zu outbox=%zu online=%d "
-             "recording=%s emergency=%d",
+             "recording=%s emergency=%d identity=%s cert=%.16s switching=%d",
              s.state, s.warnings, s.last_seq, s.pending, s.outbox, s.online ? 1 : 0,
-             s.recording_id[0] ? s.recording_id : "-", s.emergency ? 1 : 0);
+             s.recording_id[0] ? s.recording_id : "-", s.emergency ? 1 : 0, s.identity,
+             s.cert_fingerprint[0] ? s.cert_fingerprint : "-", s.switching ? 1 : 0);
 }
 
 void bc_camera_command(bc_camera *cam, const bc_control_command *cmd, char *answer, size_t size)
@@ -891,6 +905,174 @@ static bc_status cmd_config(const bc_command *cmd, void *userdata, bc_error *err
     return st;
 }
 
+/* ---- identity rotation (identity.h; camera.h says how it goes) ---- */
+
+#define INTERRUPTED_REASON                                                                         \
+    "interrupted: the camera restarted before it connected with the new certificate"
+
+/* Queues an install's ack; the install record goes once the ack is queued
+ * (until then a restart sends it again). */
+static void identity_ack(bc_camera *cam, const char *cmd_id, const char *error)
+{
+    bc_error err;
+    if (bc_commands_ack(cam->commands, cmd_id, BC_CMD_ROTATE_IDENTITY, error) != BC_OK)
+        return;
+    if (bc_identity_install_done(cam->identity, &err) != BC_OK)
+        note_error(cam, "identity: %s", err.text);
+}
+
+static bc_status identity_use(bc_camera *cam, const char *cert, const char *key)
+{
+    bc_error err;
+    bc_status st = bc_link_set_identity(cam->link, cert, key, &err);
+    if (st != BC_OK)
+        note_error(cam, "identity: %s", err.text);
+    return st;
+}
+
+/* The new certificate did not get through: back to the identity the
+ * camera had, at once, and the install is acked with why. */
+static void identity_fall_back(bc_camera *cam, const char *why)
+{
+    bc_error err;
+    char cmd_id[BC_ID_MAX + 1];
+    char reason[BC_TEXT_MAX + 1];
+    snprintf(cmd_id, sizeof(cmd_id), "%s", cam->trial.cmd_id);
+    snprintf(reason, sizeof(reason), "new certificate refused: %s", why);
+    cam->trial.active = false;
+    bc_reactor_timer_stop(cam->r, &cam->trial_timer);
+    if (bc_identity_abandon(cam->identity, &err) != BC_OK)
+        note_error(cam, "identity: %s", err.text);
+    log_warnx("%s: %s; going back to %s", cam->cfg.device_id, reason,
+              bc_identity_cert_file(cam->identity));
+    (void)identity_use(cam, bc_identity_cert_file(cam->identity),
+                       bc_identity_key_file(cam->identity));
+    bc_link_reconnect(cam->link);
+    identity_ack(cam, cmd_id, reason); /* delivered once the old identity is back */
+}
+
+/* The broker accepted the new certificate (CONNACK): promote it, then ack
+ * the install over this connection. */
+static void identity_connected(bc_camera *cam)
+{
+    bc_error err;
+    if (bc_identity_promote(cam->identity, &err) != BC_OK) {
+        identity_fall_back(cam, err.text); /* not committed: the old one still stands */
+        return;
+    }
+    cam->trial.active = false;
+    bc_reactor_timer_stop(cam->r, &cam->trial_timer);
+    (void)identity_use(cam, bc_identity_cert_file(cam->identity),
+                       bc_identity_key_file(cam->identity));
+    log_info("%s: connected with the new certificate (sha256=%s)", cam->cfg.device_id,
+             bc_identity_fingerprint(cam->identity));
+    identity_ack(cam, cam->trial.cmd_id, NULL);
+}
+
+static void link_attempt_failed(bc_link *link, const char *reason, void *userdata)
+{
+    bc_camera *cam = userdata;
+    if (!cam->trial.active)
+        return;
+    /* The service registers the new fingerprint just before the install,
+     * and a broker sees registry changes only at its next poll (200 ms by
+     * default): refusals that early say nothing about the certificate. The
+     * trial timer still bounds the whole switch. */
+    if (bc_clock_monotonic_ms() - cam->trial.started_ms < IDENTITY_GRACE_MS) {
+        snprintf(cam->trial.last_reason, sizeof(cam->trial.last_reason), "%s", reason);
+        return;
+    }
+    cam->trial.failures++;
+    snprintf(cam->trial.last_reason, sizeof(cam->trial.last_reason), "%s", reason);
+    if (cam->trial.failures >= (uint64_t)cam->cfg.identity_trial_attempts)
+        identity_fall_back(cam, reason);
+}
+
+static void on_trial_timer(bc_reactor *r, bc_timer *t, void *userdata)
+{
+    bc_camera *cam = userdata;
+    char why[BC_TEXT_MAX + 1];
+    if (!cam->trial.active)
+        return;
+    snprintf(why, sizeof(why), "no connection within %" PRId64 " s%s%s%s",
+             cam->cfg.identity_trial_s, cam->trial.last_reason[0] ? " (last: " : "",
+             cam->trial.last_reason, cam->trial.last_reason[0] ? ")" : "");
+    identity_fall_back(cam, why);
+}
+
+static bc_status identity_request(bc_camera *cam, const bc_command *cmd, bc_error *err)
+{
+    char *pem = NULL;
+    bc_message msg;
+    bc_status st = bc_identity_request(cam->identity, &pem, err);
+    if (st != BC_OK)
+        return st;
+    memset(&msg, 0, sizeof(msg));
+    msg.kind = BC_TOPIC_CSR;
+    snprintf(msg.csr.device, sizeof(msg.csr.device), "%s", cam->cfg.device_id);
+    snprintf(msg.csr.cmd_id, sizeof(msg.csr.cmd_id), "%s", cmd->id);
+    msg.csr.ts = bc_clock_now_ms();
+    st = bc_message_set_csr(&msg, pem);
+    free(pem);
+    if (st == BC_OK)
+        st = enqueue_message(cam, &msg, BC_TOPIC_CSR);
+    bc_message_free(&msg);
+    if (st != BC_OK) {
+        bc_error ignored;
+        (void)bc_identity_abandon(cam->identity, &ignored);
+        return bc_fail(err, st, "the CSR could not be queued");
+    }
+    log_info("%s: new key made, CSR queued for request %s", cam->cfg.device_id, cmd->id);
+    return BC_OK;
+}
+
+static bc_status identity_install(bc_camera *cam, const bc_command *cmd, bc_error *err)
+{
+    const char *pem = cmd->params.identity.cert;
+    bc_error why;
+    bc_status st = bc_identity_install(cam->identity, cmd->id, pem, strlen(pem), &why);
+    if (st != BC_OK)
+        return bc_fail(err, st, "certificate not accepted: %s", why.text);
+    st = bc_reactor_timer_start(cam->r, &cam->trial_timer, cam->cfg.identity_trial_s * 1000, 0);
+    if (st == BC_OK)
+        st = identity_use(cam, bc_identity_next_cert_file(cam->identity),
+                          bc_identity_next_key_file(cam->identity));
+    if (st != BC_OK) {
+        bc_reactor_timer_stop(cam->r, &cam->trial_timer);
+        (void)bc_identity_abandon(cam->identity, &why);
+        (void)bc_identity_install_done(cam->identity, &why);
+        return bc_fail(err, st, "internal: cannot start the switch to the new certificate");
+    }
+    cam->trial.active = true;
+    cam->trial.failures = 0;
+    cam->trial.started_ms = bc_clock_monotonic_ms();
+    cam->trial.last_reason[0] = '\0';
+    snprintf(cam->trial.cmd_id, sizeof(cam->trial.cmd_id), "%s", cmd->id);
+    log_info("%s: switching to the new certificate (install %s)", cam->cfg.device_id, cmd->id);
+    bc_commands_defer_ack(cam->commands);
+    bc_link_reconnect(cam->link);
+    return BC_OK;
+}
+
+static bc_status cmd_identity(const bc_command *cmd, void *userdata, bc_error *err)
+{
+    bc_camera *cam = userdata;
+    if (cam->trial.active)
+        return bc_fail(err, BC_ERR_STATE, "busy: the camera is switching to a new certificate");
+    if (cmd->params.identity.phase == BC_IDENTITY_REQUEST)
+        return identity_request(cam, cmd, err);
+    return identity_install(cam, cmd, err);
+}
+
+/* At start: an install a restart cut gets its ack now (see identity.h). */
+static void identity_report_interrupted(bc_camera *cam)
+{
+    char cmd_id[BC_ID_MAX + 1];
+    bool promoted = false;
+    if (bc_identity_interrupted(cam->identity, cmd_id, &promoted))
+        identity_ack(cam, cmd_id, promoted ? NULL : INTERRUPTED_REASON);
+}
+
 static bc_status send_ack(const bc_msg_ack *ack, void *userdata)
 {
     bc_camera *cam = userdata;
@@ -899,7 +1081,7 @@ static bc_status send_ack(const bc_msg_ack *ack, void *userdata)
     msg.kind = BC_TOPIC_ACK;
     msg.ack = *ack;
     bc_status st = enqueue_message(cam, &msg, BC_TOPIC_ACK);
-    if (st == BC_OK)
+    if (st == BC_OK && cam->link != NULL) /* at start the link comes later */
         bc_link_kick(cam->link);
     return st;
 }
@@ -924,6 +1106,8 @@ static bc_status link_reserve_session(void *userdata, uint64_t *session)
 static void link_online(bc_link *link, void *userdata)
 {
     bc_camera *cam = userdata;
+    if (cam->trial.active)
+        identity_connected(cam);
     publish_state(cam);
     uploader_follow(cam);
 }
@@ -1100,8 +1284,8 @@ static bc_status open_link(bc_camera *cam, int64_t first_delay_ms, bc_error *err
     snprintf(lc.host, sizeof(lc.host), "%s", cam->cfg.mqtt_host);
     lc.port = (int)cam->cfg.mqtt_port;
     snprintf(lc.ca_file, sizeof(lc.ca_file), "%s", cam->cfg.ca_file);
-    snprintf(lc.cert_file, sizeof(lc.cert_file), "%s", cam->cfg.cert_file);
-    snprintf(lc.key_file, sizeof(lc.key_file), "%s", cam->cfg.key_file);
+    snprintf(lc.cert_file, sizeof(lc.cert_file), "%s", bc_identity_cert_file(cam->identity));
+    snprintf(lc.key_file, sizeof(lc.key_file), "%s", bc_identity_key_file(cam->identity));
     lc.keepalive_s = (int)cam->cfg.keepalive_s;
     lc.backoff_min_ms = cam->cfg.backoff_min_ms;
     lc.backoff_max_ms = cam->cfg.backoff_max_ms;
@@ -1112,6 +1296,7 @@ static bc_status open_link(bc_camera *cam, int64_t first_delay_ms, bc_error *err
         .reserve_session = link_reserve_session,
         .on_online = link_online,
         .on_offline = link_offline,
+        .on_attempt_failed = link_attempt_failed,
         .on_message = link_message,
         .on_published = link_published,
         .on_outbox_refused = link_outbox_refused,
@@ -1142,6 +1327,7 @@ static bc_status open_modules(bc_camera *cam, bc_error *err)
         .vault_receipt = cmd_receipt,
         .rotate_recording_key = cmd_recording_key,
         .config = cmd_config,
+        .rotate_identity = cmd_identity,
         .refused = cmd_refused,
         .send_ack = send_ack,
     };
@@ -1175,6 +1361,9 @@ static bc_status open_modules(bc_camera *cam, bc_error *err)
     if (st == BC_OK)
         st = bc_commands_open(cam->cfg.device_id, cam->cfg.data_dir, cam->command_key,
                               cam->receipt_key, &handlers, cam, &cam->commands, err);
+    if (st == BC_OK)
+        st = bc_identity_open(cam->cfg.data_dir, cam->cfg.device_id, cam->cfg.ca_file,
+                              cam->cfg.cert_file, cam->cfg.key_file, &cam->identity, err);
     return st;
 }
 
@@ -1197,6 +1386,7 @@ bc_status bc_camera_open(bc_reactor *r, const bc_camera_config *cfg, int64_t fir
     bc_timer_init(&cam->flush_timer, on_flush_timer, cam);
     bc_timer_init(&cam->health_timer, on_health_timer, cam);
     bc_timer_init(&cam->upload_timer, on_upload_timer, cam);
+    bc_timer_init(&cam->trial_timer, on_trial_timer, cam);
     st = device_hash(cam->cfg.device_id, &cam->device_hash, err);
     if (st == BC_OK)
         st = make_data_dir(cam->cfg.data_dir, err);
@@ -1212,6 +1402,7 @@ bc_status bc_camera_open(bc_reactor *r, const bc_camera_config *cfg, int64_t fir
         st = open_modules(cam, err);
     if (st == BC_OK) {
         recover(cam);
+        identity_report_interrupted(cam);
         arm_sm_timer(cam);
         st = open_control(cam, err);
     }
@@ -1245,6 +1436,10 @@ void bc_camera_status_get(const bc_camera *cam, bc_camera_status *out)
     out->outbox = bc_outbox_count(cam->outbox);
     out->online = cam->link != NULL && bc_link_online(cam->link);
     snprintf(out->recording_id, sizeof(out->recording_id), "%s", cam->st.recording_id);
+    out->identity = bc_identity_rotated(cam->identity) ? "rotated" : "configured";
+    snprintf(out->cert_fingerprint, sizeof(out->cert_fingerprint), "%s",
+             bc_identity_fingerprint(cam->identity));
+    out->switching = cam->trial.active;
 }
 
 void bc_camera_shutdown(bc_camera *cam)
@@ -1264,6 +1459,7 @@ void bc_camera_shutdown(bc_camera *cam)
     bc_reactor_timer_stop(cam->r, &cam->health_timer);
     bc_reactor_timer_stop(cam->r, &cam->upload_timer);
     bc_reactor_timer_stop(cam->r, &cam->sm_timer);
+    bc_reactor_timer_stop(cam->r, &cam->trial_timer); /* a cut install is acked at the next start */
     bc_error err;
     if (save_state(cam, &err) != BC_OK)
         note_error(cam, "cannot save the state at shutdown: %s", err.text);
@@ -1286,9 +1482,11 @@ void bc_camera_free(bc_camera *cam)
     bc_reactor_timer_stop(cam->r, &cam->flush_timer);
     bc_reactor_timer_stop(cam->r, &cam->health_timer);
     bc_reactor_timer_stop(cam->r, &cam->upload_timer);
+    bc_reactor_timer_stop(cam->r, &cam->trial_timer);
     if (cam->video_fd >= 0)
         (void)bc_reactor_remove_fd(cam->r, cam->video_fd);
     bc_commands_free(cam->commands);
+    bc_identity_free(cam->identity);
     bc_uploader_free(cam->uploader);
     bc_recorder_free(cam->recorder);
     bc_video_source_free(cam->video);

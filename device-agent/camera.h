@@ -5,7 +5,8 @@
  *   control socket / script ──► camera ──► state machine ──► persist (seq, state)
  *                                 │                     └──► outbox ──► link ──► broker
  *   video source ──► recorder ◄───┤ (start / stop / feed / flush)
- *   link (cmd/+) ──► commands ────┤ (upload, vault-receipt, rotate key, config)
+ *   link (cmd/+) ──► commands ────┤ (upload, vault-receipt, rotate key, config,
+ *                                 │  rotate identity ──► identity ──► link)
  *   uploader ◄────────────────────┘ (docked and online)
  *   health timer ──► link (QoS 0)
  *
@@ -26,6 +27,15 @@
  *                       (PEM; overrides the configured one from then on)
  *   remote.conf         values set by config commands (health_interval_s,
  *                       warning_timeout_s, pre_event_s), applied at start
+ *   identity/           the TLS identity and its rotation (identity.h)
+ *
+ * Identity rotation (rotate-identity): a request makes a new key and
+ * queues a CSR on devices/{id}/csr (cmd_id = the request), then acks. An
+ * install whose certificate passes the checks switches the link to it at
+ * once; the first accepted CONNACK promotes it and the install is acked ok
+ * over that connection. identity_trial_attempts refused attempts, or no
+ * connection within identity_trial_s, and the camera goes back to the
+ * identity it had and acks "new certificate refused: ...".
  */
 #ifndef BC_AGENT_CAMERA_H
 #define BC_AGENT_CAMERA_H
@@ -85,6 +95,8 @@ typedef struct bc_camera_config {
     int64_t battery_start_pct;
     int64_t temperature_base_c;
     int64_t signal_base_dbm;
+    int64_t identity_trial_s;        /* a new certificate must connect within this */
+    int64_t identity_trial_attempts; /* refused attempts with it before going back */
 } bc_camera_config;
 
 typedef struct bc_camera bc_camera;
@@ -100,6 +112,9 @@ typedef struct bc_camera_status {
     size_t outbox;     /* events and acks not yet acknowledged by the broker */
     bool online;
     char recording_id[BC_ID_MAX + 1];
+    const char *identity;      /* static: "configured" or "rotated" (identity.h) */
+    char cert_fingerprint[65]; /* SHA-256 of the certificate in use, "" unknown */
+    bool switching;            /* a new certificate is being tried */
 } bc_camera_status;
 
 /* Checks a configuration without opening anything: ranges and the

@@ -34,6 +34,8 @@ struct bc_commands {
     bc_commands_handlers h;
     void *userdata;
     bc_commands_stats stats;
+    bool in_handler;   /* a handler is running (bc_commands_defer_ack) */
+    bool ack_deferred; /* ... and said it answers later */
 };
 
 /* ---- acks ---- */
@@ -49,7 +51,8 @@ static void ack_text(char *out, size_t size, const char *text)
         snprintf(out, size, "%s", "refused");
 }
 
-static void send_ack(bc_commands *c, const char *cmd_id, bc_command_kind kind, const char *error)
+static bc_status send_ack(bc_commands *c, const char *cmd_id, bc_command_kind kind,
+                          const char *error)
 {
     bc_msg_ack ack;
     memset(&ack, 0, sizeof(ack));
@@ -60,8 +63,10 @@ static void send_ack(bc_commands *c, const char *cmd_id, bc_command_kind kind, c
     ack.ok = error == NULL;
     if (error != NULL)
         ack_text(ack.error, sizeof(ack.error), error);
-    if (c->h.send_ack(&ack, c->userdata) != BC_OK)
+    bc_status st = c->h.send_ack(&ack, c->userdata);
+    if (st != BC_OK)
         log_errorx("%s: command %s: the ack could not be queued", c->device, cmd_id);
+    return st;
 }
 
 static void refuse(bc_commands *c, const char *cmd_id, bc_command_kind kind, const char *word,
@@ -72,7 +77,7 @@ static void refuse(bc_commands *c, const char *cmd_id, bc_command_kind kind, con
     c->stats.refused++;
     log_warnx("%s: command %s (%s) refused: %s", c->device, cmd_id,
               bc_command_kind_name(kind) != NULL ? bc_command_kind_name(kind) : "?", reason);
-    send_ack(c, cmd_id, kind, reason);
+    (void)send_ack(c, cmd_id, kind, reason);
 }
 
 /* refuse() for a decoded command, which the owner hears about too. */
@@ -146,7 +151,9 @@ static bc_commands_handler handler_of(const bc_commands *c, bc_command_kind kind
         return c->h.rotate_recording_key;
     case BC_CMD_CONFIG:
         return c->h.config;
-    default: /* firmware, rotate-identity: a later issue */
+    case BC_CMD_ROTATE_IDENTITY:
+        return c->h.rotate_identity;
+    default: /* firmware: a later issue */
         return NULL;
     }
 }
@@ -160,17 +167,25 @@ static void dispatch(bc_commands *c, const bc_command *cmd)
     }
     bc_error err;
     bc_error_clear(&err);
+    c->in_handler = true;
+    c->ack_deferred = false;
     bc_status st = fn(cmd, c->userdata, &err);
+    c->in_handler = false;
+    if (st == BC_OK && c->ack_deferred) {
+        log_info("%s: command %s (%s) under way; it is acked when done", c->device, cmd->id,
+                 bc_command_kind_name(cmd->kind));
+        return;
+    }
     if (st != BC_OK) {
         c->stats.refused++;
         log_warnx("%s: command %s (%s) failed: %s", c->device, cmd->id,
                   bc_command_kind_name(cmd->kind), err.text[0] ? err.text : bc_strerror(st));
-        send_ack(c, cmd->id, cmd->kind, err.text[0] ? err.text : bc_strerror(st));
+        (void)send_ack(c, cmd->id, cmd->kind, err.text[0] ? err.text : bc_strerror(st));
         return;
     }
     c->stats.accepted++;
     log_info("%s: command %s (%s) done", c->device, cmd->id, bc_command_kind_name(cmd->kind));
-    send_ack(c, cmd->id, cmd->kind, NULL);
+    (void)send_ack(c, cmd->id, cmd->kind, NULL);
 }
 
 static void verify_and_dispatch(bc_commands *c, const bc_command *cmd)
@@ -294,4 +309,24 @@ void bc_commands_free(bc_commands *c)
 void bc_commands_stats_get(const bc_commands *c, bc_commands_stats *out)
 {
     *out = c->stats;
+}
+
+void bc_commands_defer_ack(bc_commands *c)
+{
+    if (c->in_handler)
+        c->ack_deferred = true;
+}
+
+bc_status bc_commands_ack(bc_commands *c, const char *cmd_id, bc_command_kind kind,
+                          const char *error)
+{
+    if (error == NULL) {
+        c->stats.accepted++;
+        log_info("%s: command %s (%s) done", c->device, cmd_id, bc_command_kind_name(kind));
+    } else {
+        c->stats.refused++;
+        log_warnx("%s: command %s (%s) failed: %s", c->device, cmd_id, bc_command_kind_name(kind),
+                  error);
+    }
+    return send_ack(c, cmd_id, kind, error);
 }

@@ -13,14 +13,19 @@
  *      (DATA_DIR/replay.cache);
  *   4. the replay cache is saved durably BEFORE the command acts, so a
  *      crash right after cannot let the same command act twice;
- *   5. the handler of its kind; firmware and rotate-identity are answered
- *      "not supported yet".
+ *   5. the handler of its kind; firmware is answered "not supported yet".
+ *      A handler that can only answer later (rotate-identity install: the
+ *      ack goes out over the new connection) calls bc_commands_defer_ack()
+ *      and later bc_commands_ack().
  * Every command with a usable id gets exactly one ack (ok, or an error
  * whose reason starts with a word a test or an operator can match:
  * "malformed", "wrong topic", "not for this camera", "bad signature",
  * "invalid", "expired", "replayed", "internal", "not supported yet", or
- * the handler's own sentence). A command whose id cannot be read gets no
- * ack. Every refusal is logged with its reason.
+ * the handler's own sentence - the camera's rotate-identity ones start with
+ * "certificate not accepted", "busy", "new certificate refused" or
+ * "interrupted"). A command whose id cannot be read gets no ack. Every
+ * refusal is logged with its reason. (An install whose ack a crash may
+ * have lost is acked again at the next start: the backend drops repeats.)
  */
 #ifndef BC_AGENT_COMMANDS_H
 #define BC_AGENT_COMMANDS_H
@@ -49,6 +54,7 @@ typedef struct bc_commands_handlers {
     bc_commands_handler vault_receipt;
     bc_commands_handler rotate_recording_key;
     bc_commands_handler config;
+    bc_commands_handler rotate_identity;
     /* Optional: a decoded command was refused before any handler ran
      * (wrong topic, verification, replay cache); reason as in its ack.
      * The camera reports a refused vault receipt this way. */
@@ -81,5 +87,16 @@ void bc_commands_free(bc_commands *c);
 void bc_commands_handle(bc_commands *c, const char *topic, const void *payload, size_t len);
 
 void bc_commands_stats_get(const bc_commands *c, bc_commands_stats *out);
+
+/* Called by a handler, during its call, that returns BC_OK but answers
+ * later: no ack is sent when it returns. A no-op outside a handler. */
+void bc_commands_defer_ack(bc_commands *c);
+
+/* Sends the ack of a command answered later (error NULL: ok; else its
+ * reason, cut to what an ack carries) and counts it as accepted or
+ * refused. Also for the ack of a command a restart interrupted. Returns
+ * the status of send_ack (BC_OK: the ack is queued). */
+bc_status bc_commands_ack(bc_commands *c, const char *cmd_id, bc_command_kind kind,
+                          const char *error);
 
 #endif

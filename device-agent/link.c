@@ -10,6 +10,9 @@
  *                     └──────────────── lost ◄─────────────────────┘
  *   bc_link_stop: ONLINE ──► CLOSING (DISCONNECT with will) ──► CLOSED;
  *                 any other state ──► CLOSED at once.
+ *   bc_link_reconnect: ONLINE ──► CLOSING (DISCONNECT with will) ──► WAITING
+ *                 (no delay); CONNECTING / WAITING ──► WAITING (no delay);
+ *                 neither counts as a failure for the backoff.
  *
  * Driving libmosquitto without its loop:
  *   - the socket is watched for READ always, for WRITE when
@@ -96,6 +99,7 @@ struct bc_link {
     int depth;         /* > 0 while inside a libmosquitto call */
     bool lost;         /* the current attempt/session is over; tear down */
     bool stop_requested;
+    bool reconnect_now; /* bc_link_reconnect: next attempt at once, no failure counted */
     char lost_reason[REASON_MAX];
 
     bc_timer retry_timer;
@@ -120,6 +124,7 @@ struct bc_link {
 
 static void link_after(bc_link *l);
 static void link_schedule(bc_link *l);
+static void schedule_now(bc_link *l);
 
 /* ---- small helpers ---- */
 
@@ -302,15 +307,19 @@ static void close_client(bc_link *l)
 static void teardown(bc_link *l)
 {
     bool was_online = l->state == LINK_ONLINE || l->state == LINK_CLOSING;
+    bool on_purpose = l->stop_requested || l->reconnect_now; /* not a failure */
     close_client(l);
     l->lost = false;
     if (was_online)
         log_info("%s: offline: %s", l->cfg.device_id, l->lost_reason);
-    else if (!l->stop_requested)
+    else if (!on_purpose)
         log_warnx("%s: connection attempt %llu failed: %s", l->cfg.device_id,
                   (unsigned long long)l->stats.session, l->lost_reason);
     if (l->stop_requested) {
         l->state = LINK_CLOSED;
+    } else if (l->reconnect_now) {
+        l->reconnect_now = false;
+        schedule_now(l);
     } else {
         /* A session that ended soon after it began (kicked, broker going
          * down) counts as a failure too, so two clients fighting over one
@@ -321,6 +330,8 @@ static void teardown(bc_link *l)
     }
     if (was_online && l->cb.on_offline != NULL)
         l->cb.on_offline(l, l->lost_reason, l->userdata);
+    else if (!was_online && !on_purpose && l->cb.on_attempt_failed != NULL)
+        l->cb.on_attempt_failed(l, l->lost_reason, l->userdata);
 }
 
 /* After every libmosquitto call: tear down what ended, else re-arm. */
@@ -708,6 +719,16 @@ static void link_schedule(bc_link *l)
     log_debug("%s: next connection attempt in %lld ms", l->cfg.device_id, (long long)delay);
 }
 
+/* The next attempt in a later reactor round, without a backoff. */
+static void schedule_now(bc_link *l)
+{
+    l->state = LINK_WAITING;
+    if (bc_reactor_timer_start(l->r, &l->retry_timer, 0, 0) != BC_OK) {
+        log_errorx("%s: link: cannot start the retry timer; staying offline", l->cfg.device_id);
+        l->state = LINK_CLOSED;
+    }
+}
+
 /* ---- the public side ---- */
 
 bc_status bc_link_lib_init(bc_error *err)
@@ -798,6 +819,46 @@ bc_status bc_link_start(bc_link *l, int64_t first_delay_ms, bc_error *err)
 void bc_link_set_recording_key_id(bc_link *l, const char *key_id)
 {
     copy_str(l->recording_key_id, sizeof(l->recording_key_id), key_id);
+}
+
+bc_status bc_link_set_identity(bc_link *l, const char *cert_file, const char *key_file,
+                               bc_error *err)
+{
+    if (cert_file == NULL || key_file == NULL || cert_file[0] == '\0' || key_file[0] == '\0')
+        return bc_fail(err, BC_ERR_INVAL, "link: a certificate and a key file are required");
+    if (strlen(cert_file) >= sizeof(l->cfg.cert_file) ||
+        strlen(key_file) >= sizeof(l->cfg.key_file))
+        return bc_fail(err, BC_ERR_TOO_BIG, "link: certificate or key path is too long");
+    copy_str(l->cfg.cert_file, sizeof(l->cfg.cert_file), cert_file);
+    copy_str(l->cfg.key_file, sizeof(l->cfg.key_file), key_file);
+    return BC_OK;
+}
+
+void bc_link_reconnect(bc_link *l)
+{
+    if (l->stop_requested || l->state == LINK_STOPPED || l->state == LINK_CLOSED ||
+        l->state == LINK_CLOSING)
+        return;
+    if (l->state == LINK_WAITING) {
+        bc_reactor_timer_stop(l->r, &l->retry_timer);
+        schedule_now(l);
+        return;
+    }
+    l->reconnect_now = true;
+    if (l->state == LINK_ONLINE && !l->lost) {
+        /* with the will: a camera that dies before its next session is
+         * seen offline rather than online forever */
+        l->state = LINK_CLOSING;
+        l->depth++;
+        int rc = mosquitto_disconnect_v5(l->mosq, MQTT_RC_DISCONNECT_WITH_WILL_MSG, NULL);
+        l->depth--;
+        if (rc != MOSQ_ERR_SUCCESS)
+            mark_lost(l, "disconnect", mosquitto_strerror(rc));
+        link_after(l);
+        return;
+    }
+    mark_lost(l, "reconnecting at once", NULL); /* an attempt in progress */
+    link_after(l);
 }
 
 int bc_link_online(const bc_link *l)

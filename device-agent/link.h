@@ -21,6 +21,9 @@
  * ("full jitter"; n counts the attempts since the last session that lasted
  * at least 10 s): a restarted broker is not stampeded by a fleet, and two
  * clients fighting over one client id slow down instead of flapping.
+ * bc_link_reconnect ends a session on purpose and starts the next attempt
+ * at once (identity rotation: bc_link_set_identity names the new files,
+ * which every attempt loads afresh with its new client).
  *
  * The outbox (events and acks) is delivered in seq order, at most
  * `inflight_window` QoS 1 messages unacknowledged at a time; each is
@@ -92,6 +95,10 @@ typedef struct bc_link_callbacks {
     void (*on_online)(bc_link *link, void *userdata);
     /* The session ended (lost, refused, timed out, or closed by bc_link_stop). */
     void (*on_offline)(bc_link *link, const char *reason, void *userdata);
+    /* An attempt ended before the broker accepted it (TCP, TLS, CONNACK
+     * refused, no CONNACK in time); reason as in the log line. The next
+     * attempt is already scheduled when this runs. */
+    void (*on_attempt_failed)(bc_link *link, const char *reason, void *userdata);
     /* A message on one of our subscriptions; pointers valid during the call. */
     void (*on_message)(bc_link *link, const char *topic, const void *payload, size_t len,
                        void *userdata);
@@ -134,6 +141,19 @@ bc_status bc_link_start(bc_link *link, int64_t first_delay_ms, bc_error *err);
 /* Sets the recording key id the birth message carries from the next
  * connection on (key ids are short: it is cut to BC_ID_MAX). */
 void bc_link_set_recording_key_id(bc_link *link, const char *key_id);
+
+/* Sets the certificate and key files the next attempts present (copied;
+ * the current session keeps its own). BC_ERR_INVAL for an empty path,
+ * BC_ERR_TOO_BIG for one over BC_LINK_PATH_MAX; then nothing changes. */
+bc_status bc_link_set_identity(bc_link *link, const char *cert_file, const char *key_file,
+                               bc_error *err);
+
+/* Ends the session (DISCONNECT with will, like bc_link_stop) or the attempt
+ * in progress, and starts the next attempt at once - no backoff, not
+ * counted as a failure - e.g. to present a new identity. Waiting for a
+ * retry: the attempt starts now. A no-op when stopped, closed or closing.
+ * Safe from the link's own callbacks (the teardown runs after them). */
+void bc_link_reconnect(bc_link *link);
 
 /* 1 between an accepted CONNACK and the end of that session. */
 int bc_link_online(const bc_link *link);

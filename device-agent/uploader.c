@@ -46,8 +46,8 @@
 #include "proto/sign.h"
 
 #define STATE_MAX 1024
-#define HOLD_MIN_MS 250    /* first pause after a refused chunk */
-#define HOLD_MAX_MS 30000  /* longest pause */
+#define HOLD_MIN_MS 250   /* first pause after a refused chunk */
+#define HOLD_MAX_MS 30000 /* longest pause */
 #define PUBACK_NO_SUBSCRIBERS 0x10
 #define PUBACK_FAILURE 0x80
 
@@ -90,6 +90,8 @@ struct bc_uploader {
     char next_id[BC_ID_MAX + 1];  /* requested: sent before anything else */
     char saved_id[BC_ID_MAX + 1]; /* what upload.json names */
     uint8_t *buf;                 /* one chunk */
+    char *json;                   /* one chunk's message (bc_message_encode_chunk) */
+    size_t json_size;
 
     int64_t hold_until_ms; /* monotonic: no sending before (after a refused chunk) */
     unsigned refusals;     /* consecutive refusals: the backoff exponent */
@@ -302,21 +304,29 @@ static int select_next(bc_uploader *up, bc_status *rc, bc_error *e)
     return 1;
 }
 
+/* Hands an encoded message to the link; records the flight. */
+static bc_status publish_text(bc_uploader *up, const char *json, size_t json_len, uint64_t offset,
+                              uint32_t len, bc_error *e)
+{
+    int mid = 0;
+    int prc = up->publish(up->ud, up->topic, json, json_len, 1, &mid);
+    if (prc != 0)
+        return bc_fail(e, BC_ERR_UNAVAILABLE, "publishing on '%s' failed (%d)", up->topic, prc);
+    up->fl[up->nfl++] = (flight){.mid = mid, .offset = offset, .len = len, .acked = false};
+    return BC_OK;
+}
+
 /* Encodes msg and hands it to the link; records the flight. */
 static bc_status publish_msg(bc_uploader *up, const bc_message *msg, uint64_t offset, uint32_t len,
                              bc_error *e)
 {
     char *json = NULL;
-    int mid = 0;
     bc_status rc = bc_message_encode(msg, &json, e);
     if (rc != BC_OK)
         return rc;
-    int prc = up->publish(up->ud, up->topic, json, strlen(json), 1, &mid);
+    rc = publish_text(up, json, strlen(json), offset, len, e);
     free(json);
-    if (prc != 0)
-        return bc_fail(e, BC_ERR_UNAVAILABLE, "publishing on '%s' failed (%d)", up->topic, prc);
-    up->fl[up->nfl++] = (flight){.mid = mid, .offset = offset, .len = len, .acked = false};
-    return BC_OK;
+    return rc;
 }
 
 static bc_status send_manifest(bc_uploader *up, bc_error *e)
@@ -363,7 +373,9 @@ static bc_status read_at(bc_uploader *up, uint64_t offset, size_t len, bc_error 
     return BC_OK;
 }
 
-/* BC_ERR_UNAVAILABLE: the link; BC_ERR_NOMEM; anything else: the file. */
+/* BC_ERR_UNAVAILABLE: the link; anything else: the file. The message is
+ * built in up->json by bc_message_encode_chunk: no allocation of a chunk's
+ * size and one SHA-256 per chunk (bench/README.md, bench_vault). */
 static bc_status send_chunk(bc_uploader *up, bc_error *e)
 {
     uint64_t left = up->cur.size - up->next_offset;
@@ -379,20 +391,20 @@ static bc_status send_chunk(bc_uploader *up, bc_error *e)
     u->kind = BC_UPLOAD_CHUNK;
     snprintf(u->recording_id, sizeof(u->recording_id), "%s", up->cur.recording_id);
     u->offset = (int64_t)up->next_offset;
-    if ((rc = bc_message_set_chunk_data(&msg, up->buf, len)) != BC_OK) {
-        rc = bc_fail(e, rc, "cannot build chunk %llu of '%s'", (unsigned long long)up->next_offset,
-                     up->cur.recording_id);
-        goto cleanup;
+    size_t json_len = 0;
+    if ((rc = bc_message_encode_chunk(&msg, up->buf, len, up->json, up->json_size, &json_len, e)) !=
+        BC_OK) {
+        char why[sizeof(e->text)];
+        snprintf(why, sizeof(why), "%s", e->text);
+        return bc_fail(e, rc, "cannot build chunk %llu of '%s': %s",
+                       (unsigned long long)up->next_offset, up->cur.recording_id, why);
     }
-    if ((rc = publish_msg(up, &msg, up->next_offset, (uint32_t)len, e)) != BC_OK)
-        goto cleanup;
+    if ((rc = publish_text(up, up->json, json_len, up->next_offset, (uint32_t)len, e)) != BC_OK)
+        return rc;
     up->next_offset += len;
     up->chunks_in_flight++;
     up->chunks_published++;
-
-cleanup:
-    bc_message_free(&msg);
-    return rc;
+    return BC_OK;
 }
 
 /* Keeps the first failure of a pump for its caller and every one as
@@ -507,7 +519,9 @@ bc_status bc_uploader_new(bc_recorder *rec, const char *device_id, EVP_PKEY *rec
     }
     up->fl = calloc(window + 1, sizeof(*up->fl));
     up->buf = malloc(chunk_size);
-    if (up->fl == NULL || up->buf == NULL) {
+    up->json_size = bc_message_chunk_json_max(chunk_size);
+    up->json = up->json_size > 0 ? malloc(up->json_size) : NULL;
+    if (up->fl == NULL || up->buf == NULL || up->json == NULL) {
         rc = bc_fail(err, BC_ERR_NOMEM, "no memory for the upload window");
         goto cleanup;
     }
@@ -534,6 +548,7 @@ void bc_uploader_free(bc_uploader *up)
     EVP_PKEY_free(up->receipt_pub);
     free(up->fl);
     free(up->buf);
+    free(up->json);
     free(up->prog);
     free(up);
 }

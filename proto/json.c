@@ -19,6 +19,20 @@
  * whitespace, must be an object, and no object may repeat a key - cJSON
  * returns the first duplicate, a browser the last, and a message must mean
  * the same thing to the broker plugin that validated it and to every reader.
+ *
+ * bc_json_scan_flat is a shortcut for the one message that is large and
+ * frequent - an upload chunk, ~44 KB of base64 in one string, read by the
+ * broker plugin, the gateway and the vault. It recognises only the plain
+ * form every producer prints: one object, nothing nested, names and string
+ * values of bytes the pre-scan passes without a closer look (0x20..0x7f
+ * but '"' and '\\': no escape, no multi-byte UTF-8), integers of at most
+ * 15 digits, true/false/null, no name twice. Every such text is one that
+ * bc_json_parse accepts with the same values (cJSON keeps those bytes as
+ * they are and reads such an integer exactly), so a reader may use the
+ * members directly; for anything else it answers "not flat" and never a
+ * reason, and the reader goes through bc_json_parse, which accepts or
+ * refuses it and says why. It costs one pass over the text and no
+ * allocation, where cJSON copies every string into the tree.
  */
 #include "proto/json.h"
 
@@ -119,11 +133,46 @@ static bc_status scan_escape(scanner *s)
     return BC_OK;
 }
 
+enum { PLAIN_BLOCK = 32 };
+
+/* 1 when c inside a string needs a closer look: the quote, the backslash,
+ * a control byte or a byte of a multi-byte UTF-8 sequence. */
+static unsigned string_special(unsigned char c)
+{
+    return (unsigned)(c < 0x20) | (unsigned)(c >= 0x80) | (unsigned)(c == '"') |
+           (unsigned)(c == '\\');
+}
+
+/* From i, skips whole blocks of plain bytes (printable ASCII but '"' and
+ * '\\'); returns the start of the first block that holds another byte or
+ * is cut by the end. Upload chunks are ~44 KB of base64 in one string: a
+ * branch-free test per block (vectorised by the compiler) instead of four
+ * branches per byte. */
+static size_t skip_plain(const unsigned char *p, size_t i, size_t len)
+{
+    while (len - i >= PLAIN_BLOCK) {
+        unsigned special = 0;
+        for (size_t k = 0; k < PLAIN_BLOCK; k++)
+            special |= string_special(p[i + k]);
+        if (special != 0)
+            break;
+        i += PLAIN_BLOCK;
+    }
+    return i;
+}
+
 /* A string from its opening quote at s->pos to just past its closing quote. */
 static bc_status scan_string(scanner *s)
 {
     s->pos++;
+    size_t resume = s->pos; /* the next block skip is tried from here */
     while (s->pos < s->len) {
+        if (s->pos >= resume) {
+            s->pos = skip_plain(s->p, s->pos, s->len);
+            resume = s->pos + PLAIN_BLOCK; /* this block goes byte by byte */
+            if (s->pos >= s->len)
+                break;
+        }
         unsigned char c = s->p[s->pos];
         if (c == '"') {
             s->pos++;
@@ -182,6 +231,157 @@ static bc_status prescan(const char *buf, size_t len, bc_error *err)
             return rc;
     }
     return BC_OK;
+}
+
+/* ---- the flat shortcut (see the top) ---- */
+
+typedef struct flat {
+    const unsigned char *p;
+    size_t len;
+    size_t pos;
+} flat;
+
+static void flat_space(flat *f)
+{
+    while (f->pos < f->len && is_json_space(f->p[f->pos]))
+        f->pos++;
+}
+
+/* Skips whitespace, then takes c if it is next. */
+static bool flat_take(flat *f, unsigned char c)
+{
+    flat_space(f);
+    if (f->pos < f->len && f->p[f->pos] == c) {
+        f->pos++;
+        return true;
+    }
+    return false;
+}
+
+/* A string of plain bytes at f->pos (its opening quote). */
+static bool flat_string(flat *f, const char **text, size_t *len)
+{
+    if (f->pos >= f->len || f->p[f->pos] != '"')
+        return false;
+    size_t start = f->pos + 1;
+    size_t i = skip_plain(f->p, start, f->len);
+    while (i < f->len && string_special(f->p[i]) == 0)
+        i++;
+    if (i >= f->len || f->p[i] != '"')
+        return false; /* an escape, a control or non-ASCII byte, or no end */
+    *text = (const char *)f->p + start;
+    *len = i - start;
+    f->pos = i + 1;
+    return true;
+}
+
+/* -?(0|[1-9][0-9]{0,14}) not followed by a byte cJSON would read on. */
+static bool flat_integer(flat *f, int64_t *out)
+{
+    enum { DIGITS_MAX = 15 }; /* < 2^53: exact as cJSON's double */
+    size_t i = f->pos;
+    bool negative = i < f->len && f->p[i] == '-';
+    if (negative)
+        i++;
+    size_t start = i;
+    while (i < f->len && is_digit(f->p[i]) && i - start <= DIGITS_MAX)
+        i++;
+    size_t digits = i - start;
+    if (digits == 0 || digits > DIGITS_MAX || (digits > 1 && f->p[start] == '0'))
+        return false;
+    if (i < f->len && memchr("0123456789+-.eE", f->p[i], 15) != NULL)
+        return false;
+    int64_t v = 0;
+    for (size_t k = start; k < i; k++)
+        v = v * 10 + (f->p[k] - '0');
+    *out = negative ? -v : v;
+    f->pos = i;
+    return true;
+}
+
+static bool flat_word(flat *f, const char *word)
+{
+    size_t n = strlen(word);
+    if (f->len - f->pos < n || memcmp(f->p + f->pos, word, n) != 0)
+        return false;
+    f->pos += n;
+    return true;
+}
+
+static bool flat_value(flat *f, bc_json_flat_member *m)
+{
+    flat_space(f);
+    if (f->pos >= f->len)
+        return false;
+    unsigned char c = f->p[f->pos];
+    if (c == '"') {
+        m->type = BC_JSON_FLAT_STRING;
+        return flat_string(f, &m->text, &m->text_len);
+    }
+    if (c == '-' || is_digit(c)) {
+        m->type = BC_JSON_FLAT_INT;
+        return flat_integer(f, &m->number);
+    }
+    if (flat_word(f, "true"))
+        m->type = BC_JSON_FLAT_TRUE;
+    else if (flat_word(f, "false"))
+        m->type = BC_JSON_FLAT_FALSE;
+    else if (flat_word(f, "null"))
+        m->type = BC_JSON_FLAT_NULL;
+    else
+        return false; /* an object, an array, or not JSON */
+    return true;
+}
+
+static bool flat_named_before(const bc_json_flat_member *members, size_t count,
+                              const bc_json_flat_member *m)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (members[i].name_len == m->name_len &&
+            memcmp(members[i].name, m->name, m->name_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool bc_json_scan_flat(const char *buf, size_t len, size_t max_len, bc_json_flat_member *members,
+                       size_t cap, size_t *count)
+{
+    if (count == NULL || members == NULL || buf == NULL || len == 0 || len > max_len)
+        return false;
+    *count = 0;
+    flat f = {.p = (const unsigned char *)buf, .len = len, .pos = 0};
+    if (!flat_take(&f, '{'))
+        return false;
+    bool more = !flat_take(&f, '}');
+    while (more) {
+        if (*count == cap)
+            return false;
+        bc_json_flat_member *m = &members[*count];
+        memset(m, 0, sizeof(*m));
+        flat_space(&f);
+        if (!flat_string(&f, &m->name, &m->name_len) || !flat_take(&f, ':') || !flat_value(&f, m) ||
+            flat_named_before(members, *count, m))
+            return false;
+        (*count)++;
+        if (flat_take(&f, '}'))
+            more = false;
+        else if (!flat_take(&f, ','))
+            return false;
+    }
+    flat_space(&f);
+    return f.pos == f.len;
+}
+
+const bc_json_flat_member *bc_json_flat_find(const bc_json_flat_member *members, size_t count,
+                                             const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < count; i++) {
+        if (members[i].name_len == n && memcmp(members[i].name, name, n) == 0)
+            return &members[i];
+    }
+    return NULL;
 }
 
 static int compare_names(const void *a, const void *b)

@@ -52,6 +52,39 @@ typedef enum bc_json_need { BC_JSON_OPTIONAL = 0, BC_JSON_REQUIRED = 1 } bc_json
  * (BC_ERR_PARSE). On failure *out is NULL. */
 bc_status bc_json_parse(const char *buf, size_t len, size_t max_len, cJSON **out, bc_error *err);
 
+/* One member of a flat object (bc_json_scan_flat), pointing into the text. */
+typedef enum bc_json_flat_type {
+    BC_JSON_FLAT_STRING, /* text, text_len: the bytes between the quotes */
+    BC_JSON_FLAT_INT,    /* number */
+    BC_JSON_FLAT_TRUE,
+    BC_JSON_FLAT_FALSE,
+    BC_JSON_FLAT_NULL
+} bc_json_flat_type;
+
+typedef struct bc_json_flat_member {
+    const char *name; /* the bytes between the quotes, not NUL-terminated */
+    size_t name_len;
+    bc_json_flat_type type;
+    const char *text;
+    size_t text_len;
+    int64_t number;
+} bc_json_flat_member;
+
+/* A shortcut past cJSON for the plain form of a message (json.c, top):
+ * true when buf (len bytes, len <= max_len) is one JSON object of at most
+ * cap members, none an object or array, every name and string value made
+ * of bytes 0x20..0x7f other than '"' and '\\' (no escapes), every number an
+ * integer of at most 15 digits, and no name twice; members[0..*count) are
+ * then its members in order. Such a text is accepted by bc_json_parse with
+ * the same names and values. false for any other text, without a reason:
+ * read it with bc_json_parse, which accepts or refuses it and says why. */
+bool bc_json_scan_flat(const char *buf, size_t len, size_t max_len, bc_json_flat_member *members,
+                       size_t cap, size_t *count);
+
+/* The member called name (exact, case-sensitive), or NULL. */
+const bc_json_flat_member *bc_json_flat_find(const bc_json_flat_member *members, size_t count,
+                                             const char *name);
+
 /* Checks the "v" field: BC_ERR_MISSING, BC_ERR_TYPE when not a number,
  * BC_ERR_VERSION when it is not BC_JSON_SCHEMA_VERSION. */
 bc_status bc_json_check_version(const cJSON *obj, bc_error *err);

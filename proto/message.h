@@ -111,7 +111,7 @@ typedef enum bc_alert_kind {
     BC_ALERT_OFFLINE_IN_SHIFT,
     BC_ALERT_RECORDING_WITHOUT_WARNINGS,
     BC_ALERT_UPLOAD_OVERDUE,
-    BC_ALERT_REQUEST_OVERDUE, /* about an access request: device optional */
+    BC_ALERT_REQUEST_OVERDUE,  /* about an access request: device optional */
     BC_ALERT_IDENTITY_REFUSED, /* a CSR refused: another camera's CN, a revoked camera, ... */
     BC_ALERT_KIND_COUNT
 } bc_alert_kind;
@@ -292,6 +292,18 @@ size_t bc_message_max_len(bc_topic_kind kind);
 bc_status bc_message_decode(bc_topic_kind kind, const char *buf, size_t len, bc_message *out,
                             bc_error *err);
 
+/* As bc_message_decode, except that an upload chunk's data is only required
+ * to be a non-empty JSON string no longer than the base64 of BC_CHUNK_MAX
+ * bytes: it is neither decoded nor compared with sha256 (upload.data stays
+ * NULL, data_len 0; sha256 is still checked to be 64 lowercase hex digits).
+ * Every other field, and every other kind, is checked exactly as by
+ * bc_message_decode. For a reader that passes the payload on, unchanged, to
+ * one that decodes it fully before using the bytes (the gateway in front of
+ * the vault; the broker plugin has decoded it in full before): it must not
+ * rely on the data being canonical base64 or matching sha256. */
+bc_status bc_message_decode_shallow(bc_topic_kind kind, const char *buf, size_t len,
+                                    bc_message *out, bc_error *err);
+
 /* Checks every field as decode does; BC_OK or the first failure. */
 bc_status bc_message_validate(const bc_message *msg, bc_error *err);
 
@@ -299,11 +311,28 @@ bc_status bc_message_validate(const bc_message *msg, bc_error *err);
  * string the caller free()s. On failure *out is NULL. */
 bc_status bc_message_encode(const bc_message *msg, char **out, bc_error *err);
 
+/* Encodes an upload chunk (msg: kind BC_TOPIC_UPLOAD, upload.kind
+ * BC_UPLOAD_CHUNK, with device, recording_id and offset; its data, data_len
+ * and sha256 are ignored) carrying the len bytes at data (1..BC_CHUNK_MAX)
+ * and their SHA-256, into out: out_size bytes, at least
+ * bc_message_chunk_json_max(len); NUL-terminated, *out_len the JSON's
+ * length. The text is exactly what bc_message_encode prints for that
+ * message with that data, and is refused (BC_ERR_INVAL naming the field)
+ * exactly when it would be; BC_ERR_TOO_BIG when out is too small. For the
+ * camera's upload path: the data is hashed once and nothing of its size is
+ * allocated. */
+bc_status bc_message_encode_chunk(const bc_message *msg, const uint8_t *data, size_t len, char *out,
+                                  size_t out_size, size_t *out_len, bc_error *err);
+
+/* Buffer size that bc_message_encode_chunk always fits a chunk of len data
+ * bytes in; 0 when len is over BC_CHUNK_MAX. */
+size_t bc_message_chunk_json_max(size_t len);
+
 /* Encodes a fleet message (BC_TOPIC_FLEET_SUMMARY or _ALERTS) as
  * bc_message_encode does and writes the topic it is published on into
  * topic. BC_ERR_INVAL for another kind; on failure *out is NULL. */
-bc_status bc_message_encode_fleet(const bc_message *msg, char *topic, size_t topic_size,
-                                  char **out, bc_error *err);
+bc_status bc_message_encode_fleet(const bc_message *msg, char *topic, size_t topic_size, char **out,
+                                  bc_error *err);
 
 /* Releases upload.data or csr.csr and sets the pointer to NULL. */
 void bc_message_free(bc_message *msg);

@@ -10,7 +10,12 @@
  *   DIR/keys/firmware.key .pub             Ed25519: firmware manifests
  *   DIR/keys/recording.key .pub .id        X25519: the vault's recording key and its key id
  *
- * Every command is idempotent and never overwrites a key: an identity whose
+ * `sign-csr DIR ID CSR.pem OUT.crt` has the CA sign a camera's certificate
+ * signing request, as the key-rotation service does in an identity
+ * rotation (bc_ca_sign_csr: self-signature, CN = ID, EC P-256 or Ed25519;
+ * role device); it writes OUT.crt (replacing it) and prints its fingerprint.
+ *
+ * Every other command is idempotent and never overwrites a key: an identity whose
  * key and certificate both exist is kept (after checking they belong
  * together and to this CA); a key without its certificate gets one; a
  * certificate without its key is an error (someone lost a key: a human
@@ -42,6 +47,7 @@
 #define DEFAULT_DAYS 365
 #define CA_MIN_DAYS 3650
 #define CA_NAME "bodycam fleet CA"
+#define CSR_FILE_MAX (64 * 1024)
 
 static const char *const default_services =
     "gateway,fleet-health,vault,key-rotation,firmware-rollout";
@@ -66,7 +72,9 @@ typedef struct name_list {
 typedef struct options {
     const char *command;
     const char *dir;
-    const char *name; /* device id or service name for `device` / `service` */
+    const char *name; /* device id or service name for `device` / `service` / `sign-csr` */
+    const char *csr;  /* sign-csr: the request and the certificate to write */
+    const char *out;
     int days;
     const char *devices; /* comma lists, borrowed from argv */
     const char *services;
@@ -87,6 +95,7 @@ static void usage(FILE *out)
             "       " PROGRAM " device DIR ID [--days N]\n"
             "       " PROGRAM " service DIR NAME [--days N]\n"
             "       " PROGRAM " ca DIR [--days N]\n"
+            "       " PROGRAM " sign-csr DIR ID CSR.pem OUT.crt [--days N]\n"
             "       " PROGRAM " --help\n"
             "\n"
             "Makes the fleet's test PKI in DIR, never overwriting a key:\n"
@@ -98,6 +107,9 @@ static void usage(FILE *out)
             "           [a-z0-9][a-z0-9_-]{0,31})\n"
             "  service  adds one service identity to an existing PKI\n"
             "  ca       makes only a CA (e.g. a foreign one for tests)\n"
+            "  sign-csr the CA signs camera ID's certificate signing request (identity\n"
+            "           rotation): CN must be ID, the key EC P-256 or Ed25519; writes\n"
+            "           OUT.crt and prints its SHA-256 fingerprint\n"
             "\n"
             "Options:\n"
             "  --days N             validity of new leaf certificates (default %d);\n"
@@ -482,6 +494,36 @@ cleanup:
     return rc;
 }
 
+/* The CA of DIR signs camera id's CSR into out (identity rotation). */
+static int sign_csr(const pki *p, const char *id, const char *csr_path, const char *out)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    X509 *cert = NULL;
+    bc_error err = {""};
+    char fp[BC_CERT_FINGERPRINT_LEN + 1];
+    int rc = -1;
+    if (bc_file_read_all(csr_path, CSR_FILE_MAX, &pem, &len, &err) != BC_OK) {
+        bc_cli_fail("%s", err.text);
+        goto cleanup;
+    }
+    if (bc_ca_sign_csr(&p->ca, pem, len, id, BC_CERT_DEVICE, p->days, &cert, &err) != BC_OK ||
+        bc_ca_write_cert(out, cert, &err) != BC_OK) {
+        bc_cli_fail("%s: %s", csr_path, err.text);
+        goto cleanup;
+    }
+    if (bc_ca_fingerprint(cert, fp) != BC_OK) {
+        bc_cli_fail("%s: cannot compute the certificate fingerprint", out);
+        goto cleanup;
+    }
+    printf("device %s: signed %s sha256=%s\n", id, out, fp);
+    rc = 0;
+cleanup:
+    X509_free(cert);
+    free(pem);
+    return rc;
+}
+
 static int run_command(const options *o)
 {
     pki p = {.dir = o->dir, .days = o->days};
@@ -490,6 +532,9 @@ static int run_command(const options *o)
         rc = run_init(&p, o);
     } else if (strcmp(o->command, "ca") == 0) {
         rc = make_dirs(p.dir, 0755) == 0 ? pki_open(&p, 1) : -1;
+    } else if (strcmp(o->command, "sign-csr") == 0) {
+        if (device_id_check(o->name) == 0 && pki_open(&p, 0) == 0)
+            rc = sign_csr(&p, o->name, o->csr, o->out);
     } else if (strcmp(o->command, "device") == 0) {
         /* the id is checked before the CA is even looked for */
         if (device_id_check(o->name) == 0 && pki_open(&p, 0) == 0)
@@ -555,16 +600,21 @@ static int check_args(options *o, int npos, char **pos)
     o->command = pos[0];
     int is_init = strcmp(o->command, "init") == 0, is_ca = strcmp(o->command, "ca") == 0;
     int is_one = strcmp(o->command, "device") == 0 || strcmp(o->command, "service") == 0;
-    if (!is_init && !is_ca && !is_one)
+    int is_sign = strcmp(o->command, "sign-csr") == 0;
+    if (!is_init && !is_ca && !is_one && !is_sign)
         return bc_cli_usage_error("unknown command '%s'", o->command);
-    int want = is_one ? 2 : 1;
+    int want = is_sign ? 4 : is_one ? 2 : 1;
     if (npos - 1 != want)
         return bc_cli_usage_error("'%s' takes %s", o->command,
-                                  is_one ? "DIR and a name" : "one DIR");
+                                  is_sign  ? "DIR, ID, CSR.pem and OUT.crt"
+                                  : is_one ? "DIR and a name"
+                                           : "one DIR");
     if (!is_init && (o->devices || o->services || o->broker_names))
         return bc_cli_usage_error("--devices, --services and --broker-names go with 'init' only");
     o->dir = pos[1];
-    o->name = is_one ? pos[2] : NULL;
+    o->name = is_one || is_sign ? pos[2] : NULL;
+    o->csr = is_sign ? pos[3] : NULL;
+    o->out = is_sign ? pos[4] : NULL;
     if (o->dir[0] == '\0')
         return bc_cli_usage_error("DIR is empty");
     return -1;

@@ -32,6 +32,7 @@ export const ALERT_KINDS = {
     recording_without_warnings: "Recording without two warnings",
     upload_overdue: "Upload overdue",
     request_overdue: "Access request overdue",
+    identity_refused: "Identity refused",
 };
 
 const DEVICE_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -220,7 +221,22 @@ function decodeSummary(o) {
         alertsOpen: int(o, "alerts_open", 0, INT_MAX),
         rolloutsActive: int(o, "rollouts_active", 0, INT_MAX, true) ?? 0,
         rotationsActive: int(o, "rotations_active", 0, INT_MAX, true) ?? 0,
+        rotationCameras: int(o, "rotation_cameras", 0, INT_MAX, true) ?? 0,
+        rotationDone: int(o, "rotation_done", 0, INT_MAX, true) ?? 0,
+        rotationFailed: int(o, "rotation_failed", 0, INT_MAX, true) ?? 0,
     };
+}
+
+// The key rotation line of the summary: "Key rotation: done/cameras, failed"
+// while a campaign is active, else "No key rotation in progress".
+export function rotationProgress(summary) {
+    if (!summary)
+        return "–";
+    if (!summary.rotationsActive)
+        return "No key rotation in progress";
+    const campaigns = summary.rotationsActive === 1 ? "" : ` (${summary.rotationsActive} campaigns)`;
+    return `Key rotation: ${summary.rotationDone}/${summary.rotationCameras}, `
+        + `${summary.rotationFailed} failed${campaigns}`;
 }
 
 function decodeAlert(o) {

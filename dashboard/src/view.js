@@ -6,7 +6,9 @@
 // from a message goes through textContent: nothing received is ever parsed
 // as HTML. The rows carry data-device and data-state for tests and scripts.
 
-import { ALERT_KINDS, STATE_LABELS, displayState, formatAge, formatBytes } from "./model.js";
+import {
+    ALERT_KINDS, STATE_LABELS, displayState, formatAge, formatBytes, rotationProgress,
+} from "./model.js";
 
 const STALE_MS = 60000;
 const LOW_BATTERY_PCT = 20;
@@ -292,6 +294,7 @@ export class View {
         byId("no-cameras").hidden = local.cameras > 0;
         byId("rollouts-active").textContent = s ? String(s.rolloutsActive) : "–";
         byId("rotations-active").textContent = s ? String(s.rotationsActive) : "–";
+        byId("rotation-progress").textContent = rotationProgress(s);
     }
 
     renderSummaryNote(now) {

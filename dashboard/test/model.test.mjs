@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Fleet, decodeMessage, displayState, formatAge, parseTopic } from "../src/model.js";
+import {
+    ALERT_KINDS, Fleet, decodeMessage, displayState, formatAge, parseTopic, rotationProgress,
+} from "../src/model.js";
 
 const T = "bodycam/v1/";
 const enc = (obj) => new TextEncoder().encode(JSON.stringify(obj));
@@ -160,4 +162,36 @@ test("timestamps up to 2^53 are accepted and do not break the ages", () => {
     assert.ok(f.apply(`${T}devices/cam-001/state`, enc(state("cam-001", { ts: big, since: big })), 0));
     assert.equal(formatAge(0 - f.cameras.get("cam-001").lastSeen), "just now");
     assert.equal(formatAge(big), `${Math.floor(big / 86400000)} d ago`);
+});
+
+test("summary: key rotation progress, optional and checked", () => {
+    const f = new Fleet();
+    f.apply(`${T}fleet/summary`, enc(summary()), 0);
+    assert.equal(f.summary.rotationCameras, 0);
+    assert.equal(rotationProgress(f.summary), "No key rotation in progress");
+    f.apply(`${T}fleet/summary`, enc(summary({
+        ts: 6000, rotations_active: 1, rotation_cameras: 5, rotation_done: 3, rotation_failed: 1,
+    })), 0);
+    assert.equal(f.summary.rotationDone, 3);
+    assert.equal(rotationProgress(f.summary), "Key rotation: 3/5, 1 failed");
+    f.apply(`${T}fleet/summary`, enc(summary({
+        ts: 7000, rotations_active: 2, rotation_cameras: 9, rotation_done: 0, rotation_failed: 0,
+    })), 0);
+    assert.equal(rotationProgress(f.summary), "Key rotation: 0/9, 0 failed (2 campaigns)");
+    assert.equal(rotationProgress(null), "–");
+    for (const [field, value] of [["rotation_done", -1], ["rotation_cameras", 1.5],
+        ["rotation_failed", "2"]]) {
+        const d = decodeMessage(`${T}fleet/summary`, enc(summary({ [field]: value })));
+        assert.equal(d.ok, false, `${field} = ${value} accepted`);
+        assert.ok(d.reason.includes(field), d.reason);
+    }
+});
+
+test("alerts: identity_refused has its label", () => {
+    const d = decodeMessage(`${T}fleet/alerts`, enc(alert({
+        id: "idref-cam-001-0123456789abcdef", kind: "identity_refused",
+        detail: "CSR refused: common name is not cam-001",
+    })));
+    assert.equal(d.ok, true, d.reason);
+    assert.equal(ALERT_KINDS[d.msg.kind], "Identity refused");
 });

@@ -295,8 +295,9 @@ typedef struct fleet {
     bool backlog[FH_STREAMS]; /* the consumer is not caught up (scan waits) */
     fh_stats stats;
     bool summary_dirty;
-    int64_t last_summary_ms; /* monotonic */
-    int64_t next_summary_ms; /* monotonic: the periodic one */
+    int64_t last_summary_ms;  /* monotonic */
+    int64_t next_summary_ms;  /* monotonic: the periodic one */
+    int64_t rotation_poll_ms; /* monotonic: the counts were last read for rotation progress */
     bc_msg_summary last_summary;
     bool have_summary;
     int64_t next_scan_ms, next_full_scan_ms, next_stats_ms, next_status_ms;

@@ -464,7 +464,10 @@ static const char clear_src[] =
     "           ARGV[11], '0')\n"
     "return 1\n";
 
-/* ARGV: the state names. {cameras, online, alerts open, per state...} */
+/* ARGV: the state names. {cameras, online, alerts open, per state...,
+ * rotations active, their cameras, done, failed}: the key rotation
+ * campaigns of services/key-rotation (bodycam:campaigns:active and each
+ * one's total, done and failed), read only. */
 static const char counts_src[] =
     "local P = 'bodycam:'\n"
     "local out = {redis.call('SCARD', P .. 'cameras'), redis.call('SCARD', P .. "
@@ -472,6 +475,18 @@ static const char counts_src[] =
     "             redis.call('HLEN', P .. 'alerts:open')}\n"
     "for i = 1, #ARGV do out[#out + 1] = redis.call('SCARD', P .. 'cameras:state:' .. ARGV[i]) "
     "end\n"
+    "local ids = redis.call('SMEMBERS', P .. 'campaigns:active')\n"
+    "local cams, done, failed = 0, 0, 0\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local c = redis.call('HMGET', P .. 'campaign:' .. id, 'total', 'done', 'failed')\n"
+    "  cams = cams + (tonumber(c[1]) or 0)\n"
+    "  done = done + (tonumber(c[2]) or 0)\n"
+    "  failed = failed + (tonumber(c[3]) or 0)\n"
+    "end\n"
+    "out[#out + 1] = #ids\n"
+    "out[#out + 1] = cams\n"
+    "out[#out + 1] = done\n"
+    "out[#out + 1] = failed\n"
     "return out\n";
 
 typedef struct script {

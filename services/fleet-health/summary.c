@@ -12,8 +12,13 @@
  *   - never twice in a row with the same counts between periodic ones.
  *
  * Several instances publish the same snapshot: harmless for a retained
- * message. rollouts_active and rotations_active are 0 until those services
- * exist.
+ * message. rollouts_active is 0 until that service exists.
+ *
+ * Key rotation progress (rotations_active, rotation_cameras, rotation_done,
+ * rotation_failed: the sums over bodycam:campaigns:active) is changed by
+ * bodycam-key-rotation and bodycamctl, not by a message this service
+ * sees, so the counts are also read every ROTATION_POLL_MS and published
+ * when they moved.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -24,6 +29,8 @@
 #include "fleet-health/fleet.h"
 
 #define SUMMARY_RETRY_MS 1000
+#define ROTATION_POLL_MS 2000
+#define ROTATION_COUNTS 4 /* active, cameras, done, failed */
 
 static bc_status read_counts(fleet *f, bc_msg_summary *s, bc_error *err)
 {
@@ -35,7 +42,8 @@ static bc_status read_counts(fleet *f, bc_msg_summary *s, bc_error *err)
     bc_status st = fh_script_run(&f->cmd, FH_SCRIPT_COUNTS, &a, &reply, err);
     if (st != BC_OK)
         return st;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 + BC_STATE_COUNT) {
+    if (reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != 3 + BC_STATE_COUNT + ROTATION_COUNTS) {
         freeReplyObject(reply);
         return bc_fail(err, BC_ERR_PARSE, "the counts script answered an unexpected shape");
     }
@@ -51,6 +59,11 @@ static bc_status read_counts(fleet *f, bc_msg_summary *s, bc_error *err)
     s->alerts_open = reply->element[2]->integer;
     for (int i = 0; i < BC_STATE_COUNT; i++)
         s->states[i] = reply->element[3 + i]->integer;
+    redisReply *const *rot = reply->element + 3 + BC_STATE_COUNT;
+    s->rotations_active = rot[0]->integer;
+    s->rotation_cameras = rot[1]->integer;
+    s->rotation_done = rot[2]->integer;
+    s->rotation_failed = rot[3]->integer;
     freeReplyObject(reply);
     return BC_OK;
 }
@@ -58,6 +71,9 @@ static bc_status read_counts(fleet *f, bc_msg_summary *s, bc_error *err)
 static bool same_counts(const bc_msg_summary *a, const bc_msg_summary *b)
 {
     if (a->cameras != b->cameras || a->online != b->online || a->alerts_open != b->alerts_open)
+        return false;
+    if (a->rotations_active != b->rotations_active || a->rotation_cameras != b->rotation_cameras ||
+        a->rotation_done != b->rotation_done || a->rotation_failed != b->rotation_failed)
         return false;
     for (int i = 0; i < BC_STATE_COUNT; i++) {
         if (a->states[i] != b->states[i])
@@ -90,6 +106,10 @@ static void postpone(fleet *f, int64_t mono)
 void fh_summary_tick(fleet *f, bool force)
 {
     int64_t mono = bc_clock_monotonic_ms();
+    if (mono - f->rotation_poll_ms >= ROTATION_POLL_MS) {
+        f->rotation_poll_ms = mono;
+        f->summary_dirty = true; /* read again: published only if something moved */
+    }
     bool periodic = mono >= f->next_summary_ms;
     bool soon = f->summary_dirty && mono - f->last_summary_ms >= f->cfg.summary_min_interval_ms;
     if (!force && !periodic && !soon)
@@ -122,6 +142,8 @@ void fh_summary_tick(fleet *f, bool force)
     f->stats.summaries++;
     f->last_summary_ms = mono;
     f->next_summary_ms = mono + f->cfg.summary_interval_s * 1000;
-    log_debug("summary | cameras=%" PRId64 " online=%" PRId64 " alerts_open=%" PRId64, s.cameras,
-              s.online, s.alerts_open);
+    log_debug("summary | cameras=%" PRId64 " online=%" PRId64 " alerts_open=%" PRId64
+              " rotations_active=%" PRId64 " rotation_done=%" PRId64 "/%" PRId64,
+              s.cameras, s.online, s.alerts_open, s.rotations_active, s.rotation_done,
+              s.rotation_cameras);
 }

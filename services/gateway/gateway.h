@@ -96,6 +96,14 @@ short gw_mqtt_events(const gw_mqtt *m);
 /* Reads what arrived: handshake, CONNACK, SUBACK, PUBLISH (-> ingest),
  * PUBACK (-> outbox). Does not write: see gw_mqtt_flush. */
 void gw_mqtt_read(gw_mqtt *m);
+/* true when a read would find input at once: bytes TLS holds decrypted or
+ * buffered, or the socket is readable (poll with no wait). false during
+ * the handshake and without a session. */
+bool gw_mqtt_input_waiting(const gw_mqtt *m);
+/* true when TLS holds input the socket no longer shows (decrypted bytes, or
+ * a whole record read ahead): poll() would not wake for it. A partial
+ * record is not input (its rest comes through the socket). */
+bool gw_mqtt_tls_buffered(const gw_mqtt *m);
 /* Writes queued packets (PUBACKs, PUBLISHes, PINGREQ). */
 void gw_mqtt_flush(gw_mqtt *m);
 /* Keepalive and connect timeout; call about once a second. */
@@ -199,6 +207,7 @@ typedef struct gateway {
     int64_t next_status_ms;
     int64_t last_message_ms; /* monotonic: the last camera message */
     bool leaving;            /* stopping: unsubscribed, draining */
+    bool input_left;         /* the last read stopped at its limit with input waiting */
     uint64_t status_sum;     /* counters at the last status write */
 } gateway;
 

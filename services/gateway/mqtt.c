@@ -48,6 +48,7 @@
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
@@ -287,6 +288,12 @@ bc_status gw_mqtt_open(gw_mqtt *m, bc_error *err)
                      m->cfg->mqtt_host, m->cfg->mqtt_port);
         goto cleanup;
     }
+    /* Read-ahead: TLS takes what the socket holds in one read (a record's
+     * header and body, and the start of the next) instead of a read for
+     * each; what it buffered is seen by gw_mqtt_input_waiting. */
+    SSL *ssl = mosquitto_ssl_get(m->mosq);
+    if (ssl != NULL)
+        SSL_set_read_ahead(ssl, 1);
     int64_t now = bc_clock_monotonic_ms();
     m->state = GW_MQTT_CONNECTING;
     m->connect_deadline_ms = now + m->cfg->connect_timeout_ms;
@@ -327,6 +334,46 @@ void gw_mqtt_read(gw_mqtt *m)
                  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
         gw_mqtt_mark_lost(m, reason);
     }
+}
+
+/* Input TLS holds: decrypted bytes, or a whole record it read ahead
+ * (SSL_peek decrypts it without taking anything). A partial record is not
+ * input - its rest comes through the socket, which poll() sees - so asking
+ * never spins on it. errno is kept: libmosquitto reads it after its calls. */
+static bool tls_has_input(const gw_mqtt *m)
+{
+    if (m->mosq == NULL || m->lost || m->fd < 0 || mosquitto_socket(m->mosq) < 0 || in_handshake(m))
+        return false;
+    SSL *ssl = mosquitto_ssl_get(m->mosq);
+    if (ssl == NULL)
+        return false;
+    if (SSL_pending(ssl) > 0)
+        return true;
+    if (SSL_has_pending(ssl) != 1)
+        return false;
+    int saved = errno;
+    unsigned char byte;
+    int n = SSL_peek(ssl, &byte, 1);
+    int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, n);
+    ERR_clear_error();
+    errno = saved;
+    /* data, or an alert or close that loop_read must see */
+    return e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
+}
+
+bool gw_mqtt_tls_buffered(const gw_mqtt *m)
+{
+    return tls_has_input(m);
+}
+
+bool gw_mqtt_input_waiting(const gw_mqtt *m)
+{
+    if (m->mosq == NULL || m->lost || m->fd < 0 || mosquitto_socket(m->mosq) < 0 || in_handshake(m))
+        return false;
+    if (tls_has_input(m))
+        return true;
+    struct pollfd p = {.fd = m->fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0;
 }
 
 void gw_mqtt_flush(gw_mqtt *m)

@@ -175,6 +175,39 @@ static const char *const req_fields[QF_COUNT] = {
 /* A match: ref, status, hold id, recorded_at, purged_at, purge seq. */
 #define MATCH_STRIDE 6
 
+enum {
+    KF_KEY_ID,
+    KF_PUBLIC,
+    KF_CREATED_AT,
+    KF_STATUS,
+    KF_RETIRED_AT,
+    KF_DESTROYED_AT,
+    KF_CAMPAIGN,
+    KF_CREATED_BY,
+    KF_REPLACED,
+    KF_ADOPTED,
+    KF_DESTROYING,
+    KF_AUDIT_SEQ,
+    KF_DESTROY_SEQ,
+    KF_COUNT
+};
+
+static const char *const key_fields[KF_COUNT] = {
+    [KF_KEY_ID] = "key_id",
+    [KF_PUBLIC] = "public",
+    [KF_CREATED_AT] = "created_at",
+    [KF_STATUS] = "status",
+    [KF_RETIRED_AT] = "retired_at",
+    [KF_DESTROYED_AT] = "destroyed_at",
+    [KF_CAMPAIGN] = "campaign",
+    [KF_CREATED_BY] = "created_by",
+    [KF_REPLACED] = "replaced",
+    [KF_ADOPTED] = "adopted",
+    [KF_DESTROYING] = "destroying",
+    [KF_AUDIT_SEQ] = "audit_seq",
+    [KF_DESTROY_SEQ] = "destroy_audit_seq",
+};
+
 /* ---- the scripts ---- */
 
 /* Shared by every script, after the generated RF/HF/QF lists. */
@@ -208,6 +241,10 @@ static const char prelude[] =
     "end\n"
     "local function hold(id) return fields(hk(id), HF) end\n"
     "local function req(id) return fields(qk(id), QF) end\n"
+    "local RK_CURRENT, RK_SET = P .. 'recording-keys:current', P .. 'recording-keys'\n"
+    "local function kk(id) return P .. 'recording-key:' .. id end\n"
+    "local function rkey(id) return fields(kk(id), KF) end\n"
+    "local function by_key(id) return P .. 'recordings:key:' .. id end\n"
     "local function hold_find(ref, reason, case)\n"
     "  for _, id in ipairs(redis.call('SMEMBERS', hr(ref))) do\n"
     "    local h = redis.call('HMGET', hk(id), 'reason', 'case_ref')\n"
@@ -288,6 +325,7 @@ static const char commit_src[] =
     "redis.call('ZADD', P .. 'recordings:device:' .. dev, at, ref)\n"
     "redis.call('ZADD', EXPIRY, v[R_DELETE_AFTER], ref)\n"
     "redis.call('SADD', P .. 'recordings:unaudited', ref)\n"
+    "redis.call('SADD', by_key(v[R_KEY_ID]), ref)\n"
     "local holds = {}\n"
     "for _, qid in ipairs(redis.call('ZRANGE', P .. 'requests:open', 0, -1)) do\n"
     "  local q = redis.call('HMGET', qk(qid), 'window_from', 'window_to', 'cameras', 'officer',\n"
@@ -390,8 +428,10 @@ static const char purge_done_src[] =
     "for i = 4, #ARGV do\n"
     "  local ref = ARGV[i]\n"
     "  refs[#refs + 1] = ref\n"
-    "  if redis.call('HGET', rk(ref), 'status') == 'purging' then\n"
+    "  local r = redis.call('HMGET', rk(ref), 'status', 'key_id')\n"
+    "  if r[1] == 'purging' then\n"
     "    redis.call('HSET', rk(ref), 'status', 'purged', 'purged_at', ARGV[1])\n"
+    "    if r[2] then redis.call('SREM', by_key(r[2]), ref) end\n"
     "    if ARGV[2] ~= '0' then\n"
     "      redis.call('EXPIRE', rk(ref), ARGV[2])\n"
     "      tomb[#tomb + 1] = ARGV[3]\n"
@@ -638,6 +678,163 @@ static const char req_alerted_src[] =
     "redis.call('HSET', qk(ARGV[1]), 'overdue_alerted', ARGV[2])\n"
     "return {'ok'}\n";
 
+/* ---- recording keys (services/key-rotation/README.md) ---- */
+
+/* A new key record: 1 key id  2 public  3 status  4 retired_at  5 campaign
+ * 6 created_by  7 replaced  8 adopted, at now. */
+static const char key_prelude_src[] =
+    "local function key_new(kid, pub, st, rat, cid, by, rep, adopted, now)\n"
+    "  redis.call('HSET', kk(kid), 'key_id', kid, 'public', pub, 'created_at', now,\n"
+    "    'status', st, 'retired_at', rat, 'destroyed_at', '0', 'campaign', cid,\n"
+    "    'created_by', by, 'replaced', rep, 'adopted', adopted, 'destroying', '0',\n"
+    "    'audit_seq', '0', 'destroy_audit_seq', '0')\n"
+    "  redis.call('SADD', RK_SET, kid)\n"
+    "  if st == 'current' then redis.call('SET', RK_CURRENT, kid) end\n"
+    "end\n"
+    "local function key_out(out, kid) append(out, rkey(kid)); return out end\n";
+
+/* 1 key id  2 public  3 campaign  4 by  5 now.
+ * {'ok', created, key}: the campaign's key (made now, or before);
+ * {'state', 'exists', status} when the key id is recorded already. The
+ * campaign -> key mapping is set in the same script as the key, so a
+ * campaign never gets a second key recorded. */
+static const char key_record_src[] =
+    "local kid, cid, now = ARGV[1], ARGV[3], ARGV[5]\n"
+    "local mk = P .. 'recording-keys:campaign:' .. cid\n"
+    "local have = redis.call('GET', mk)\n"
+    "if have and redis.call('EXISTS', kk(have)) == 1 then return key_out({'ok', 0}, have) end\n"
+    "if redis.call('EXISTS', kk(kid)) == 1 then\n"
+    "  return {'state', 'exists', redis.call('HGET', kk(kid), 'status') or ''}\n"
+    "end\n"
+    "local prev = redis.call('GET', RK_CURRENT) or ''\n"
+    "if prev ~= '' and redis.call('EXISTS', kk(prev)) == 1 then\n"
+    "  redis.call('HSET', kk(prev), 'status', 'retired', 'retired_at', now)\n"
+    "end\n"
+    "key_new(kid, ARGV[2], 'current', '0', cid, ARGV[4], prev, '0', now)\n"
+    "redis.call('SET', mk, kid)\n"
+    "return key_out({'ok', 1}, kid)\n";
+
+/* 1 now  2.. (key id, public) pairs of the keys the keystore holds.
+ * {'ok', n, key * n, left}: the keys recorded now (they had no record),
+ * and how many were left unrecorded (several, and no current key). */
+static const char key_adopt_src[] =
+    "local now = ARGV[1]\n"
+    "local new = {}\n"
+    "for i = 2, #ARGV - 1, 2 do\n"
+    "  if redis.call('EXISTS', kk(ARGV[i])) == 0 then new[#new + 1] = i end\n"
+    "end\n"
+    "local cur = redis.call('GET', RK_CURRENT)\n"
+    /* no key history and several keys: which is current is not guessed */
+    "if not cur and #new > 1 then return {'ok', 0, #new} end\n"
+    /* the first start: the one key there is becomes the current one */
+    "local first = not cur\n"
+    "local out = {'ok', #new}\n"
+    "for _, i in ipairs(new) do\n"
+    "  if first then key_new(ARGV[i], ARGV[i + 1], 'current', '0', '', 'vault', '', '1', now)\n"
+    "  else key_new(ARGV[i], ARGV[i + 1], 'retired', now, '', 'vault', '', '1', now) end\n"
+    "  key_out(out, ARGV[i])\n"
+    "end\n"
+    "out[#out + 1] = 0\n"
+    "return out\n";
+
+/* 1 key id. {'ok', key} */
+static const char key_get_src[] = "if redis.call('EXISTS', kk(ARGV[1])) == 0 then\n"
+                                  "  return {'not_found'}\n"
+                                  "end\n"
+                                  "return key_out({'ok'}, ARGV[1])\n";
+
+/* 1 campaign. {'ok', key} */
+static const char key_campaign_src[] =
+    "local kid = redis.call('GET', P .. 'recording-keys:campaign:' .. ARGV[1])\n"
+    "if not kid or redis.call('EXISTS', kk(kid)) == 0 then return {'not_found'} end\n"
+    "return key_out({'ok'}, kid)\n";
+
+/* {'ok', n, key * n} by created_at */
+static const char keys_list_src[] =
+    "local recs = {}\n"
+    "for _, kid in ipairs(redis.call('SMEMBERS', RK_SET)) do\n"
+    "  local v = rkey(kid)\n"
+    "  if v then recs[#recs + 1] = v end\n"
+    "end\n"
+    "table.sort(recs, function(a, b)\n"
+    "  local x, y = tonumber(a[K_CREATED_AT]), tonumber(b[K_CREATED_AT])\n"
+    "  if x ~= y then return x < y end\n"
+    "  return a[1] < b[1]\n"
+    "end)\n"
+    "local out = {'ok', #recs}\n"
+    "for _, v in ipairs(recs) do append(out, v) end\n"
+    "return out\n";
+
+/* 1 key id  2 field ('audit_seq', 'destroy_audit_seq')  3 seq */
+static const char key_audited_src[] =
+    "if redis.call('EXISTS', kk(ARGV[1])) == 0 then return {'not_found'} end\n"
+    "redis.call('HSET', kk(ARGV[1]), ARGV[2], ARGV[3])\n"
+    "return {'ok'}\n";
+
+/* 1 key id. {'ok', key} once the key may go (destroying is set: from here
+ * on it goes, whatever changes); {'state', why, detail} while it must stay:
+ * 'current', 'status' (not retired), 'index' (the key index is not built
+ * yet), 'recordings' (count), 'camera_key' / 'camera_unknown' /
+ * 'camera_pending' (a camera that reports this key, no key, or uploads
+ * still to make). A camera whose record was removed (fleet-health README)
+ * is no camera any more. */
+static const char key_destroy_begin_src[] =
+    "local kid = ARGV[1]\n"
+    "local v = rkey(kid)\n"
+    "if not v then return {'not_found'} end\n"
+    "if redis.call('GET', RK_CURRENT) == kid then return {'state', 'current', ''} end\n"
+    "if v[K_STATUS] ~= 'retired' then return {'state', 'status', v[K_STATUS]} end\n"
+    "if v[K_DESTROYING] ~= '1' then\n"
+    "  if redis.call('EXISTS', P .. 'recordings:key-index') == 0 then\n"
+    "    return {'state', 'index', ''}\n"
+    "  end\n"
+    "  local n = redis.call('SCARD', by_key(kid))\n"
+    "  if n > 0 then return {'state', 'recordings', s(n)} end\n"
+    "  for _, cam in ipairs(redis.call('SMEMBERS', P .. 'cameras')) do\n"
+    "    local ck = P .. 'camera:' .. cam\n"
+    "    if redis.call('EXISTS', ck) == 1 then\n"
+    "      local c = redis.call('HMGET', ck, 'recording_key_id', 'pending_uploads')\n"
+    "      if not c[1] or c[1] == '' then return {'state', 'camera_unknown', cam} end\n"
+    "      if c[1] == kid then return {'state', 'camera_key', cam} end\n"
+    "      if tonumber(c[2] or '') ~= 0 then return {'state', 'camera_pending', cam} end\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('HSET', kk(kid), 'destroying', '1')\n"
+    "end\n"
+    "return key_out({'ok'}, kid)\n";
+
+/* 1 key id  2 now. {'ok', key}; {'state', 'status', status} when the
+ * destruction was not begun */
+static const char key_destroyed_src[] =
+    "local kid = ARGV[1]\n"
+    "local v = rkey(kid)\n"
+    "if not v then return {'not_found'} end\n"
+    "if v[K_STATUS] == 'retired' and v[K_DESTROYING] == '1' then\n"
+    "  redis.call('HSET', kk(kid), 'status', 'destroyed', 'destroyed_at', ARGV[2])\n"
+    "  redis.call('DEL', by_key(kid))\n"
+    "elseif v[K_STATUS] ~= 'destroyed' then\n"
+    "  return {'state', 'status', v[K_STATUS]}\n"
+    "end\n"
+    "return key_out({'ok'}, kid)\n";
+
+/* 1 offset  2 count. {'ok', more, built_before}: one page of the time
+ * index put into the key index (committed and purging recordings); after
+ * the last page the index is marked built. Recordings committed before
+ * the key index existed are found this way; later ones index themselves. */
+static const char key_index_src[] =
+    "local mark = P .. 'recordings:key-index'\n"
+    "if redis.call('EXISTS', mark) == 1 then return {'ok', 0, 1} end\n"
+    "local from, n = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local refs = redis.call('ZRANGE', P .. 'recordings', s(from), s(from + n - 1))\n"
+    "for _, ref in ipairs(refs) do\n"
+    "  local r = redis.call('HMGET', rk(ref), 'status', 'key_id')\n"
+    "  if (r[1] == 'committed' or r[1] == 'purging') and r[2] and r[2] ~= '' then\n"
+    "    redis.call('SADD', by_key(r[2]), ref)\n"
+    "  end\n"
+    "end\n"
+    "if #refs < n then redis.call('SET', mark, '1'); return {'ok', 0, 0} end\n"
+    "return {'ok', 1, 0}\n";
+
 typedef enum script_id {
     S_COMMIT,
     S_COMMIT_AUDITED,
@@ -659,6 +856,15 @@ typedef enum script_id {
     S_REQ_CLOSE,
     S_REQ_LIST,
     S_REQ_ALERTED,
+    S_KEY_RECORD,
+    S_KEY_ADOPT,
+    S_KEY_GET,
+    S_KEY_CAMPAIGN,
+    S_KEYS_LIST,
+    S_KEY_AUDITED,
+    S_KEY_DESTROY_BEGIN,
+    S_KEY_DESTROYED,
+    S_KEY_INDEX,
     S_COUNT
 } script_id;
 
@@ -689,6 +895,15 @@ static script scripts[S_COUNT] = {
     [S_REQ_CLOSE] = {"request_close", req_close_src},
     [S_REQ_LIST] = {"requests_list", req_list_src},
     [S_REQ_ALERTED] = {"request_mark_alerted", req_alerted_src},
+    [S_KEY_RECORD] = {"recording_key_record", key_record_src},
+    [S_KEY_ADOPT] = {"recording_keys_adopt", key_adopt_src},
+    [S_KEY_GET] = {"recording_key_get", key_get_src},
+    [S_KEY_CAMPAIGN] = {"recording_key_of_campaign", key_campaign_src},
+    [S_KEYS_LIST] = {"recording_keys_list", keys_list_src},
+    [S_KEY_AUDITED] = {"recording_key_audited", key_audited_src},
+    [S_KEY_DESTROY_BEGIN] = {"recording_key_destroy_begin", key_destroy_begin_src},
+    [S_KEY_DESTROYED] = {"recording_key_destroyed", key_destroyed_src},
+    [S_KEY_INDEX] = {"key_index_build", key_index_src},
 };
 
 #define SCRIPT_MAX 12288
@@ -723,7 +938,8 @@ static bool script_build(script *s, char *buf, size_t cap)
     size_t pos = 0;
     if (!lua_list(buf, cap, &pos, "RF", rec_fields, RF_COUNT) ||
         !lua_list(buf, cap, &pos, "HF", hold_fields, HF_COUNT) ||
-        !lua_list(buf, cap, &pos, "QF", req_fields, QF_COUNT))
+        !lua_list(buf, cap, &pos, "QF", req_fields, QF_COUNT) ||
+        !lua_list(buf, cap, &pos, "KF", key_fields, KF_COUNT))
         return false;
     /* the positions the scripts filter on (Lua counts from 1) */
     int n = snprintf(buf + pos, cap - pos,
@@ -731,10 +947,12 @@ static bool script_build(script *s, char *buf, size_t cap)
                      "local R_DELETE_AFTER, R_STATUS = %d, %d\n"
                      "local H_REF, H_CASE_REF, H_ACTIVE = %d, %d, %d\n"
                      "local Q_STATUS, Q_OVERDUE_ALERTED = %d, %d\n"
-                     "%s%s",
+                     "local R_KEY_ID, K_CREATED_AT, K_STATUS, K_DESTROYING = %d, %d, %d, %d\n"
+                     "%s%s%s",
                      RF_REF + 1, RF_DEVICE + 1, RF_OFFICER + 1, RF_RECORDED_AT + 1,
                      RF_DELETE_AFTER + 1, RF_STATUS + 1, HF_REF + 1, HF_CASE_REF + 1, HF_ACTIVE + 1,
-                     QF_STATUS + 1, QF_OVERDUE_ALERTED + 1, prelude, s->body);
+                     QF_STATUS + 1, QF_OVERDUE_ALERTED + 1, RF_KEY_ID + 1, KF_CREATED_AT + 1,
+                     KF_STATUS + 1, KF_DESTROYING + 1, prelude, key_prelude_src, s->body);
     if (n < 0 || (size_t)n >= cap - pos)
         return false;
     return bc_script_init(&s->run, s->name, buf, pos + (size_t)n, NULL) == BC_OK;
@@ -2272,6 +2490,371 @@ bc_status bc_catalog_request_mark_alerted(bc_redis *r, const char *id, bool aler
     }
     args_free(&a);
     return st;
+}
+
+/* ---- recording keys ---- */
+
+static const char *const key_status_names[] = {"current", "retired", "destroyed"};
+
+const char *bc_key_status_name(bc_key_status s)
+{
+    if ((unsigned)s >= sizeof(key_status_names) / sizeof(key_status_names[0]))
+        return "unknown";
+    return key_status_names[s];
+}
+
+static bool parse_key(redisReply *const *e, bc_key_record *k)
+{
+    memset(k, 0, sizeof(*k));
+    int status = 0;
+    bool adopted = false;
+    bool destroying = false;
+    bool ok =
+        el_str(e[KF_KEY_ID], k->key_id, sizeof(k->key_id)) &&
+        el_str(e[KF_PUBLIC], k->public_b64, sizeof(k->public_b64)) &&
+        el_i64(e[KF_CREATED_AT], &k->created_at) &&
+        name_index(e[KF_STATUS], key_status_names, 3, &status) &&
+        el_i64(e[KF_RETIRED_AT], &k->retired_at) && el_i64(e[KF_DESTROYED_AT], &k->destroyed_at) &&
+        el_str(e[KF_CAMPAIGN], k->campaign, sizeof(k->campaign)) &&
+        el_str(e[KF_CREATED_BY], k->created_by, sizeof(k->created_by)) &&
+        el_str(e[KF_REPLACED], k->replaced, sizeof(k->replaced)) &&
+        el_bool(e[KF_ADOPTED], &adopted) && el_bool(e[KF_DESTROYING], &destroying) &&
+        el_u64(e[KF_AUDIT_SEQ], &k->audit_seq) && el_u64(e[KF_DESTROY_SEQ], &k->destroy_audit_seq);
+    k->status = (bc_key_status)status;
+    k->adopted = adopted;
+    k->destroying = destroying;
+    return ok;
+}
+
+/* 16 lowercase hex digits (proto/README.md "Key ids"). */
+static bool key_id_valid(const char *id)
+{
+    if (id == NULL || strlen(id) != BC_KEY_ID_LEN)
+        return false;
+    for (const char *p = id; *p != '\0'; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* base64 of 32 bytes: 43 characters of the alphabet and one '='. */
+static bool public_valid(const char *s)
+{
+    if (s == NULL || strlen(s) != BC_KEY_PUBLIC_MAX || s[BC_KEY_PUBLIC_MAX - 1] != '=')
+        return false;
+    for (size_t i = 0; i + 1 < BC_KEY_PUBLIC_MAX; i++) {
+        char c = s[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '+' || c == '/';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bc_status key_id_check(const char *key_id, bc_error *err)
+{
+    if (!key_id_valid(key_id))
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a key id (16 hex digits)",
+                       key_id != NULL ? key_id : "");
+    return BC_OK;
+}
+
+/* A script answering {'ok', [flag,] key} or 'not_found' (what names it). */
+static bc_status key_call(bc_redis *r, script_id id, args *a, size_t at, const char *what,
+                          bc_key_record *out, redisReply **rep, bc_error *err)
+{
+    verdict v = V_OK;
+    bc_status st = script_call(r, id, a, at + KF_COUNT, rep, &v, err);
+    if (st != BC_OK)
+        return st;
+    if (v == V_NOT_FOUND)
+        return bc_fail(err, BC_ERR_NOT_FOUND, "%s does not exist", what);
+    if (v == V_OK && out != NULL && !parse_key((*rep)->element + at, out))
+        return parse_fail(id, err);
+    return BC_OK;
+}
+
+bc_status bc_catalog_recording_key_record(bc_redis *r, const char *key_id, const char *public_b64,
+                                          const char *campaign, const char *by, int64_t now_ms,
+                                          bc_key_record *out, bool *created, bc_error *err)
+{
+    bc_status st = key_id_check(key_id, err);
+    if (st != BC_OK)
+        return st;
+    if (!public_valid(public_b64))
+        return bc_fail(err, BC_ERR_INVAL, "the public key of %s is not base64 of 32 bytes", key_id);
+    if (campaign == NULL || !bc_id_valid(campaign) || strlen(campaign) > BC_CATALOG_ID_MAX)
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a campaign id", campaign ? campaign : "");
+    if (!bc_catalog_text_valid(by))
+        return bc_fail(err, BC_ERR_INVAL, "who asked for key %s is not a valid name", key_id);
+    args a;
+    redisReply *rep = NULL;
+    if ((st = args_init(&a, 5, err)) != BC_OK)
+        goto cleanup;
+    args_str(&a, key_id);
+    args_str(&a, public_b64);
+    args_str(&a, campaign);
+    args_str(&a, by);
+    args_int(&a, now_ms);
+    verdict v = V_OK;
+    if ((st = script_call(r, S_KEY_RECORD, &a, 2 + KF_COUNT, &rep, &v, err)) != BC_OK)
+        goto cleanup;
+    if (v == V_STATE) {
+        st = bc_fail(err, BC_ERR_STATE, "recording key %s is recorded already", key_id);
+        goto cleanup;
+    }
+    int64_t made = 0;
+    if (v != V_OK || !el_i64(rep->element[1], &made) || !parse_key(rep->element + 2, out)) {
+        st = parse_fail(S_KEY_RECORD, err);
+        goto cleanup;
+    }
+    if (created != NULL)
+        *created = made == 1;
+cleanup:
+    call_done(&a, rep);
+    return st;
+}
+
+/* Delivers n key records from element at on. */
+static bc_status keys_deliver(const redisReply *rep, size_t at, script_id id, bc_catalog_key_fn fn,
+                              void *userdata, bc_error *err)
+{
+    size_t n = 0;
+    if (!el_count(rep, at, KF_COUNT, &n))
+        return parse_fail(id, err);
+    for (size_t i = 0; i < n; i++) {
+        bc_key_record k;
+        if (!parse_key(rep->element + at + 1 + i * KF_COUNT, &k))
+            return parse_fail(id, err);
+        if (fn != NULL && !fn(&k, userdata))
+            break;
+    }
+    return BC_OK;
+}
+
+bc_status bc_catalog_recording_keys_adopt(bc_redis *r, const char *const *key_ids,
+                                          const char *const *publics, size_t count, int64_t now_ms,
+                                          bc_catalog_key_fn fn, void *userdata, size_t *left,
+                                          bc_error *err)
+{
+    if (left != NULL)
+        *left = 0;
+    if (count == 0)
+        return BC_OK;
+    bc_status st = BC_OK;
+    for (size_t i = 0; i < count && st == BC_OK; i++) {
+        st = key_id_check(key_ids[i], err);
+        if (st == BC_OK && !public_valid(publics[i]))
+            st = bc_fail(err, BC_ERR_INVAL, "the public key of %s is not base64 of 32 bytes",
+                         key_ids[i]);
+    }
+    if (st != BC_OK)
+        return st;
+    args a;
+    redisReply *rep = NULL;
+    if ((st = args_init(&a, 1 + 2 * count, err)) != BC_OK)
+        goto cleanup;
+    args_int(&a, now_ms);
+    for (size_t i = 0; i < count; i++) {
+        args_str(&a, key_ids[i]);
+        args_str(&a, publics[i]);
+    }
+    verdict v = V_OK;
+    if ((st = script_call(r, S_KEY_ADOPT, &a, 3, &rep, &v, err)) != BC_OK)
+        goto cleanup;
+    int64_t unrecorded = 0;
+    if (v != V_OK || !el_i64(rep->element[rep->elements - 1], &unrecorded) || unrecorded < 0) {
+        st = parse_fail(S_KEY_ADOPT, err);
+        goto cleanup;
+    }
+    if (left != NULL)
+        *left = (size_t)unrecorded;
+    st = keys_deliver(rep, 1, S_KEY_ADOPT, fn, userdata, err);
+cleanup:
+    call_done(&a, rep);
+    return st;
+}
+
+bc_status bc_catalog_recording_key_get(bc_redis *r, const char *key_id, bc_key_record *out,
+                                       bc_error *err)
+{
+    bc_status st = key_id_check(key_id, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    redisReply *rep = NULL;
+    if ((st = args_init(&a, 1, err)) == BC_OK) {
+        args_str(&a, key_id);
+        char what[64];
+        snprintf(what, sizeof(what), "recording key %s", key_id);
+        st = key_call(r, S_KEY_GET, &a, 1, what, out, &rep, err);
+    }
+    call_done(&a, rep);
+    return st;
+}
+
+bc_status bc_catalog_recording_key_of_campaign(bc_redis *r, const char *campaign,
+                                               bc_key_record *out, bc_error *err)
+{
+    if (campaign == NULL || !bc_id_valid(campaign) || strlen(campaign) > BC_CATALOG_ID_MAX)
+        return bc_fail(err, BC_ERR_INVAL, "'%s' is not a campaign id", campaign ? campaign : "");
+    args a;
+    redisReply *rep = NULL;
+    bc_status st = args_init(&a, 1, err);
+    if (st == BC_OK) {
+        args_str(&a, campaign);
+        char what[BC_CATALOG_ID_MAX + 48];
+        snprintf(what, sizeof(what), "a recording key of campaign %s", campaign);
+        st = key_call(r, S_KEY_CAMPAIGN, &a, 1, what, out, &rep, err);
+    }
+    call_done(&a, rep);
+    return st;
+}
+
+bc_status bc_catalog_recording_keys_list(bc_redis *r, bc_catalog_key_fn fn, void *userdata,
+                                         bc_error *err)
+{
+    args a;
+    redisReply *rep = NULL;
+    bc_status st = args_init(&a, 0, err);
+    if (st != BC_OK)
+        goto cleanup;
+    verdict v = V_OK;
+    if ((st = script_call(r, S_KEYS_LIST, &a, 2, &rep, &v, err)) != BC_OK)
+        goto cleanup;
+    st = v == V_OK ? keys_deliver(rep, 1, S_KEYS_LIST, fn, userdata, err)
+                   : parse_fail(S_KEYS_LIST, err);
+cleanup:
+    call_done(&a, rep);
+    return st;
+}
+
+bc_status bc_catalog_recording_key_audited(bc_redis *r, const char *key_id, bool destroyed,
+                                           uint64_t seq, bc_error *err)
+{
+    bc_status st = key_id_check(key_id, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    if ((st = args_init(&a, 3, err)) == BC_OK) {
+        args_str(&a, key_id);
+        args_str(&a, key_fields[destroyed ? KF_DESTROY_SEQ : KF_AUDIT_SEQ]);
+        args_u64(&a, seq);
+        char what[64];
+        snprintf(what, sizeof(what), "recording key %s", key_id);
+        st = run_simple(r, S_KEY_AUDITED, &a, what, err);
+    }
+    args_free(&a);
+    return st;
+}
+
+/* The sentence for {'state', why, detail} of destroy_begin. */
+static bc_status destroy_blocked(const redisReply *rep, const char *key_id, bc_error *err)
+{
+    char detail[BC_ID_MAX + 1] = "";
+    (void)el_str(rep->element[2], detail, sizeof(detail));
+    const redisReply *why = rep->element[1];
+    if (el_is(why, "current"))
+        return bc_fail(err, BC_ERR_STATE, "key %s is the current key", key_id);
+    if (el_is(why, "status"))
+        return bc_fail(err, BC_ERR_STATE, "key %s is %s, not retired", key_id, detail);
+    if (el_is(why, "index"))
+        return bc_fail(err, BC_ERR_STATE, "the catalog's key index is not built yet");
+    if (el_is(why, "recordings"))
+        return bc_fail(err, BC_ERR_STATE, "%s recording(s) sealed for key %s are in the catalog",
+                       detail, key_id);
+    if (el_is(why, "camera_key"))
+        return bc_fail(err, BC_ERR_STATE, "camera %s still reports key %s", detail, key_id);
+    if (el_is(why, "camera_unknown"))
+        return bc_fail(err, BC_ERR_STATE, "camera %s has reported no recording key yet", detail);
+    if (el_is(why, "camera_pending"))
+        return bc_fail(err, BC_ERR_STATE, "camera %s has uploads pending", detail);
+    return bc_fail(err, BC_ERR_STATE, "key %s may not be destroyed now", key_id);
+}
+
+bc_status bc_catalog_recording_key_destroy_begin(bc_redis *r, const char *key_id,
+                                                 bc_key_record *out, bc_error *err)
+{
+    bc_status st = key_id_check(key_id, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    redisReply *rep = NULL;
+    if ((st = args_init(&a, 1, err)) != BC_OK)
+        goto cleanup;
+    args_str(&a, key_id);
+    verdict v = V_OK;
+    if ((st = script_call(r, S_KEY_DESTROY_BEGIN, &a, 1 + KF_COUNT, &rep, &v, err)) != BC_OK)
+        goto cleanup;
+    if (v == V_NOT_FOUND)
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "recording key %s does not exist", key_id);
+    else if (v == V_STATE)
+        st = destroy_blocked(rep, key_id, err);
+    else if (v != V_OK || !parse_key(rep->element + 1, out))
+        st = parse_fail(S_KEY_DESTROY_BEGIN, err);
+cleanup:
+    call_done(&a, rep);
+    return st;
+}
+
+bc_status bc_catalog_recording_key_destroyed(bc_redis *r, const char *key_id, int64_t now_ms,
+                                             bc_key_record *out, bc_error *err)
+{
+    bc_status st = key_id_check(key_id, err);
+    if (st != BC_OK)
+        return st;
+    args a;
+    redisReply *rep = NULL;
+    if ((st = args_init(&a, 2, err)) != BC_OK)
+        goto cleanup;
+    args_str(&a, key_id);
+    args_int(&a, now_ms);
+    verdict v = V_OK;
+    if ((st = script_call(r, S_KEY_DESTROYED, &a, 1 + KF_COUNT, &rep, &v, err)) != BC_OK)
+        goto cleanup;
+    if (v == V_NOT_FOUND)
+        st = bc_fail(err, BC_ERR_NOT_FOUND, "recording key %s does not exist", key_id);
+    else if (v == V_STATE)
+        st = bc_fail(err, BC_ERR_STATE, "recording key %s: its destruction was not begun", key_id);
+    else if (v != V_OK || (out != NULL && !parse_key(rep->element + 1, out)))
+        st = parse_fail(S_KEY_DESTROYED, err);
+cleanup:
+    call_done(&a, rep);
+    return st;
+}
+
+#define KEY_INDEX_PAGE 1000
+
+bc_status bc_catalog_key_index_build(bc_redis *r, bool *built, bc_error *err)
+{
+    if (built != NULL)
+        *built = false;
+    bc_status st = BC_OK;
+    for (size_t offset = 0;; offset += KEY_INDEX_PAGE) {
+        args a;
+        redisReply *rep = NULL;
+        if ((st = args_init(&a, 2, err)) == BC_OK) {
+            args_int(&a, (int64_t)offset);
+            args_int(&a, KEY_INDEX_PAGE);
+        }
+        verdict v = V_OK;
+        int64_t more = 0, before = 0;
+        if (st == BC_OK)
+            st = script_call(r, S_KEY_INDEX, &a, 3, &rep, &v, err);
+        if (st == BC_OK &&
+            (v != V_OK || !el_i64(rep->element[1], &more) || !el_i64(rep->element[2], &before)))
+            st = parse_fail(S_KEY_INDEX, err);
+        call_done(&a, rep);
+        if (st != BC_OK || before == 1)
+            return st;
+        if (more == 0)
+            break;
+    }
+    if (built != NULL)
+        *built = true;
+    return BC_OK;
 }
 
 /* ---- calendar ---- */

@@ -31,6 +31,7 @@
 
 #include "common/stream.h"
 #include "proto/firmware.h"
+#include "proto/sign.h"
 #include "proto/status.h"
 #include "proto/topic.h"
 
@@ -329,6 +330,116 @@ bc_status bc_catalog_requests_overdue(bc_redis *r, int64_t now_ms, bc_catalog_re
 
 /* Records that the overdue alert was raised (true) or cleared (false). */
 bc_status bc_catalog_request_mark_alerted(bc_redis *r, const char *id, bool alerted, bc_error *err);
+
+/* ---- recording keys (services/key-rotation/README.md) ----
+ *
+ * bodycam:recording-key:<key_id> records each recording key the vault
+ * holds or held (never the private half): made for a rotation campaign
+ * (bodycam:recording-keys:campaign:<campaign> names it), or adopted at
+ * start (a key found in the keystore without a record: the PKI's first
+ * key). bodycam:recordings:key:<key_id> is the key index: the refs of
+ * committed and purging recordings sealed for the key (commit adds,
+ * purge_done removes), so "may this key go" is one SCARD. */
+
+typedef enum bc_key_status {
+    BC_KEY_CURRENT,   /* the key cameras are given now; never destroyed */
+    BC_KEY_RETIRED,   /* replaced; kept while anything may be sealed for it */
+    BC_KEY_DESTROYED, /* its private half was shredded */
+} bc_key_status;
+
+const char *bc_key_status_name(bc_key_status s); /* "current", "retired", "destroyed" */
+
+#define BC_KEY_PUBLIC_MAX 44 /* base64 of the raw 32-byte public key */
+
+typedef struct bc_key_record {
+    char key_id[BC_KEY_ID_LEN + 1];
+    char public_b64[BC_KEY_PUBLIC_MAX + 1];
+    int64_t created_at;
+    bc_key_status status;
+    int64_t retired_at;                       /* 0 while current */
+    int64_t destroyed_at;                     /* 0 until destroyed */
+    char campaign[BC_CATALOG_ID_MAX + 1];     /* "" for an adopted key */
+    char created_by[BC_CATALOG_TEXT_MAX + 1]; /* who asked (the campaign's actor), "vault" */
+    char replaced[BC_KEY_ID_LEN + 1];         /* the key it retired ("" none) */
+    bool adopted;                             /* found in the keystore, not made on request */
+    bool destroying;                          /* the destruction began: it goes */
+    uint64_t audit_seq;                       /* key_created / key_adopted entry; 0 = not yet */
+    uint64_t destroy_audit_seq;               /* key_destroyed entry; 0 = not yet */
+} bc_key_record;
+
+typedef bool (*bc_catalog_key_fn)(const bc_key_record *k, void *userdata);
+
+/* Records key_id (public_b64: base64 of its raw 32-byte public half) as
+ * the key made for campaign, asked for by `by`, in one script: the key
+ * becomes current (bodycam:recording-keys:current, in the set
+ * bodycam:recording-keys), the previous current key is retired
+ * (retired_at = now_ms; named in the new key's `replaced`), and the
+ * campaign -> key mapping is set. If the campaign has a key recorded
+ * already, nothing changes: *created is false and out is THAT key (the
+ * caller's key_id was made for nothing and never given out). BC_ERR_STATE
+ * when key_id is recorded already (for another campaign, or adopted);
+ * BC_ERR_INVAL for a bad key id, public key, campaign id or name. */
+bc_status bc_catalog_recording_key_record(bc_redis *r, const char *key_id, const char *public_b64,
+                                          const char *campaign, const char *by, int64_t now_ms,
+                                          bc_key_record *out, bool *created, bc_error *err);
+
+/* The key recorded for campaign; BC_ERR_NOT_FOUND when none. */
+bc_status bc_catalog_recording_key_of_campaign(bc_redis *r, const char *campaign,
+                                               bc_key_record *out, bc_error *err);
+
+/* One key; BC_ERR_NOT_FOUND. */
+bc_status bc_catalog_recording_key_get(bc_redis *r, const char *key_id, bc_key_record *out,
+                                       bc_error *err);
+
+/* Records the keys of the keystore that have no record yet (adopted,
+ * created_by "vault"), in one script:
+ *   - no key is current and exactly one is new: it becomes current (the
+ *     first start, the PKI's key);
+ *   - no key is current and several are new: none is recorded (*left gets
+ *     how many; which one the cameras use is not guessed, and an
+ *     unrecorded key is never destroyed): an operator's rotation makes a
+ *     current key, and the next start adopts them as below;
+ *   - a key is current: the new ones are retired at now_ms (a key a crash
+ *     left between its file and its record was never given out; the purge
+ *     pass destroys it once nothing needs it, like any retired key).
+ * fn (may be NULL) sees each key recorded now; left may be NULL. */
+bc_status bc_catalog_recording_keys_adopt(bc_redis *r, const char *const *key_ids,
+                                          const char *const *publics, size_t count, int64_t now_ms,
+                                          bc_catalog_key_fn fn, void *userdata, size_t *left,
+                                          bc_error *err);
+
+/* Every key record, by created_at. */
+bc_status bc_catalog_recording_keys_list(bc_redis *r, bc_catalog_key_fn fn, void *userdata,
+                                         bc_error *err);
+
+/* The key's audit entry is written: key_created / key_adopted (destroyed
+ * false, audit_seq) or key_destroyed (destroyed true, destroy_audit_seq). */
+bc_status bc_catalog_recording_key_audited(bc_redis *r, const char *key_id, bool destroyed,
+                                           uint64_t seq, bc_error *err);
+
+/* May the retired key go? In one script: it is retired (never the current
+ * key), the key index is built and holds no recording for it, and every
+ * camera record (fleet-health's bodycam:camera:<id> of the members of
+ * bodycam:cameras; a removed record is no camera) reports another
+ * recording_key_id and pending_uploads 0. Then its destruction begins
+ * (destroying, the point of no return: a later call says yes again) and
+ * out is the key. BC_ERR_STATE, err saying why it stays; BC_ERR_NOT_FOUND.
+ * The caller checks its staging area BEFORE (catalog.c cannot see it). */
+bc_status bc_catalog_recording_key_destroy_begin(bc_redis *r, const char *key_id,
+                                                 bc_key_record *out, bc_error *err);
+
+/* The key's private half is shredded: status destroyed, destroyed_at =
+ * now_ms (again: nothing changes). BC_ERR_STATE when the destruction was
+ * not begun; out may be NULL. */
+bc_status bc_catalog_recording_key_destroyed(bc_redis *r, const char *key_id, int64_t now_ms,
+                                             bc_key_record *out, bc_error *err);
+
+/* Builds the key index from the time index once (marked by
+ * bodycam:recordings:key-index; until then no key may be destroyed):
+ * recordings committed before the index existed. *built (may be NULL) is
+ * true when this call built it. Call it from the process that commits and
+ * purges, between those (pages are offsets into bodycam:recordings). */
+bc_status bc_catalog_key_index_build(bc_redis *r, bool *built, bc_error *err);
 
 /* Adds months calendar months to a UTC time (the day is clamped to the end
  * of a shorter month: 31 January + 1 month = 28/29 February). */

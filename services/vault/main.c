@@ -43,7 +43,13 @@ static const bc_config_option options[] = {
      "the audit log's directory (empty: <vault_dir>/audit); keep it on durable storage "
      "and in the backups: it outlives the recordings"},
     {"recording_key_dir", BC_CFG_STRING, 0, 0, NULL, STR(recording_key_dir), NULL,
-     "the recording private keys, one <key_id>.key (X25519 PEM) each; required"},
+     "the recording private keys, one <key_id>.key (X25519, PKCS#8 PEM encrypted under "
+     "master_key_file; a plain key found at start is encrypted in place); the vault adds "
+     "keys on rotation (bodycam:stream:vault-control) and destroys retired ones; required"},
+    {"master_key_file", BC_CFG_STRING, 0, 0, NULL, STR(master_key_file), NULL,
+     "the passphrase the recording keys are encrypted under at rest (16..512 bytes; a "
+     "trailing newline is not part of it), in a file only its owner may read (mode 0600); "
+     "keep it out of the key directory's backups; required"},
     {"receipt_key_file", BC_CFG_STRING, 0, 0, NULL, STR(receipt_key_file), NULL,
      "Ed25519 private key that signs vault receipts; required"},
     {"command_key_file", BC_CFG_STRING, 0, 0, NULL, STR(command_key_file), NULL,
@@ -102,7 +108,9 @@ static bc_status check(void *ctx, bc_error *err)
                        "option 'tombstone_days' is below 'retention_days': an access request "
                        "could find neither the recording nor the proof of its purge");
     bc_status st;
-    if ((st = check_dir("recording_key_dir", c->recording_key_dir, R_OK | X_OK, err)) != BC_OK ||
+    int dir_mode = R_OK | W_OK | X_OK; /* the vault adds and destroys recording keys */
+    if ((st = check_dir("recording_key_dir", c->recording_key_dir, dir_mode, err)) != BC_OK ||
+        (st = check_dir("master_key_file", c->master_key_file, R_OK, err)) != BC_OK ||
         (st = check_dir("receipt_key_file", c->receipt_key_file, R_OK, err)) != BC_OK ||
         (st = check_dir("command_key_file", c->command_key_file, R_OK, err)) != BC_OK)
         return st;

@@ -18,6 +18,9 @@
  * A recording is therefore never deleted without an audit entry, and never
  * deleted while held: the hold check and the change to purging are one
  * atomic script.
+ *
+ * After the purges, the recording keys' crypto-shredding (keys.c): a
+ * retired key whose last recording just went is destroyed in the same pass.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -194,6 +197,7 @@ void vault_retention_pass(vault *v)
         if (n == 0 || purge_batch(v, ms, n) != BC_OK || n < cap)
             break;
     }
+    vault_keys_shred_pass(v); /* after the purges: a key's last recording may have gone */
     maintenance(v);
     v->stats.purge_passes++;
     if (v->stats.purged > before)

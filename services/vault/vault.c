@@ -4,13 +4,17 @@
  *   bodycam:stream:upload ──XREADGROUP (group "vault", consumer vault-<instance>)──►
  *       handoff.c: each entry into the staging area (DEFER)
  *       then the flush: staging fsync ─► XACK + XDEL ─► commit the complete ones
- *   timers: staging scan (stalled uploads, left-over commits), purge pass,
- *           request deadlines, status and statistics
+ *   timers: staging scan (stalled uploads, left-over commits), purge pass
+ *           (and the recording keys' shredding), request deadlines, the
+ *           vault-control stream (new recording keys), status and statistics
  *
  * The consumer blocks at most block_ms, so a stop request is seen within a
  * second. Work that takes long (a purge of many recordings, verifying a
  * large recording) runs between reads: uploads wait meanwhile in the
- * stream, which is where they are safe.
+ * stream, which is where they are safe. The control stream
+ * (bodycam:stream:vault-control) has its own consumer on the command
+ * connection, polled from the timers every scan_interval_ms with a BLOCK of
+ * 1 ms, so the upload reads are not slowed by it.
  *
  * Status: HSET bodycam:vault:<instance> state running|stopped, pid, since,
  * updated_at and the counters; the stack runner's readiness probe reads it.
@@ -25,9 +29,13 @@
 #include "common/clock.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "key-rotation/campaign.h"
 #include "vault/vault.h"
 
 #define STATUS_REFRESH_MS 1000
+#define CONTROL_BATCH 16
+#define CONTROL_BLOCK_MS 1
+#define CONTROL_RETRY_MS 1000
 
 void vault_redis_failed(vault *v, const char *what, const bc_error *err)
 {
@@ -67,7 +75,8 @@ static uint64_t activity(const vault *v)
 {
     const vault_stats *s = &v->stats;
     return s->manifests + s->chunks + s->committed + s->refused + s->purged + s->receipts +
-           s->resend_requests + s->requests_overdue + s->purge_passes;
+           s->resend_requests + s->requests_overdue + s->purge_passes + s->keys_created +
+           s->keys_destroyed;
 }
 
 static void write_status(vault *v, const char *state)
@@ -98,6 +107,8 @@ static void write_status(vault *v, const char *state)
         {"purge_passes", (int64_t)s->purge_passes},
         {"requests_overdue", (int64_t)s->requests_overdue},
         {"audit_entries", (int64_t)s->audit_entries},
+        {"keys_created", (int64_t)s->keys_created},
+        {"keys_destroyed", (int64_t)s->keys_destroyed},
     };
     enum { NNUMS = sizeof(nums) / sizeof(nums[0]) };
     char vals[NNUMS][24];
@@ -130,10 +141,11 @@ static void log_stats(const vault *v)
              " invalid=%" PRIu64 " committed=%" PRIu64 " recommitted=%" PRIu64 " refused=%" PRIu64
              " quarantined=%" PRIu64 " receipts=%" PRIu64 " resend_requests=%" PRIu64
              " purged=%" PRIu64 " requests_overdue=%" PRIu64 " audit_entries=%" PRIu64
-             " claimed=%" PRIu64,
+             " claimed=%" PRIu64 " keys_created=%" PRIu64 " keys_destroyed=%" PRIu64,
              s->manifests, s->chunks, s->duplicates, s->invalid, s->committed, s->recommitted,
              s->refused, s->quarantined, s->receipts, s->resend_requests, s->purged,
-             s->requests_overdue, s->audit_entries, v->consumer.stats.claimed);
+             s->requests_overdue, s->audit_entries, v->consumer.stats.claimed, s->keys_created,
+             s->keys_destroyed);
 }
 
 static void keep_redis(vault *v)
@@ -168,6 +180,10 @@ static void timers(vault *v)
         v->next_request_ms = mono + v->cfg.request_scan_interval_s * 1000;
         vault_requests_scan(v);
     }
+    if (mono >= v->next_control_ms) {
+        v->next_control_ms = mono + v->cfg.scan_interval_ms;
+        vault_keys_poll(v);
+    }
     bool status = false;
     if (mono >= v->next_stats_ms) {
         v->next_stats_ms = mono + v->cfg.stats_interval_s * 1000;
@@ -200,8 +216,8 @@ static bc_status open_files(vault *v, bc_error *err)
     if (st == BC_OK)
         st = bc_staging_open(dir, (size_t)v->cfg.staging_open_max, &v->staging, err);
     if (st == BC_OK)
-        st = bc_keystore_open(v->cfg.recording_key_dir, v->cfg.receipt_key_file,
-                              v->cfg.command_key_file, &v->keys, err);
+        st = bc_keystore_open(v->cfg.recording_key_dir, v->cfg.master_key_file,
+                              v->cfg.receipt_key_file, v->cfg.command_key_file, &v->keys, err);
     if (st == BC_OK)
         st = bc_audit_open(v->audit_dir, &v->audit, err);
     return st;
@@ -241,11 +257,19 @@ static bc_status setup(vault *v, bc_error *err)
     st = bc_stream_consumer_init(&v->consumer, &v->link, &cc, vault_handoff_entry, v, err);
     if (st != BC_OK)
         return st;
+    snprintf(cc.stream, sizeof(cc.stream), "%s", BC_VAULT_CONTROL_STREAM);
+    cc.batch = CONTROL_BATCH;
+    cc.block_ms = CONTROL_BLOCK_MS;
+    cc.retry_delay_ms = CONTROL_RETRY_MS;
+    st = bc_stream_consumer_init(&v->control, &v->cmd, &cc, vault_keys_control_entry, v, err);
+    if (st != BC_OK)
+        return st;
     int64_t mono = bc_clock_monotonic_ms();
     v->started_ms = bc_clock_now_ms();
     v->next_scan_ms = mono;
     v->next_purge_ms = mono;
     v->next_request_ms = mono;
+    v->next_control_ms = mono;
     v->next_stats_ms = mono + v->cfg.stats_interval_s * 1000;
     v->next_status_ms = mono;
     return BC_OK;

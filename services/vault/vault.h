@@ -10,6 +10,10 @@
  *                invariant is stated there); asking cameras to send again
  *   retention.c  the purge worker, tombstones and the audit log's own expiry
  *   requests.c   the access requests' deadlines: overdue alerts
+ *   keys.c       recording keys: made on request (bodycam:stream:vault-control,
+ *                group "vault", a second consumer polled from the timers),
+ *                adopted at start, destroyed by the purge pass once nothing
+ *                needs them (crypto-shredding; the rule is stated there)
  *
  * Library modules (bc_vault, shared with bodycamctl): staging, store,
  * keystore, catalog (Redis), audit (files), export. Every Redis key is in
@@ -51,6 +55,7 @@ typedef struct vault_config {
     char vault_dir[512];
     char audit_dir[512]; /* "" = <vault_dir>/audit */
     char recording_key_dir[512];
+    char master_key_file[512];
     char receipt_key_file[512];
     char command_key_file[512];
     int64_t retention_days;
@@ -73,6 +78,7 @@ typedef struct vault_stats {
     uint64_t manifests, chunks, duplicates, invalid, deferred_bytes;
     uint64_t committed, recommitted, refused, quarantined, receipts, resend_requests;
     uint64_t purged, purge_passes, requests_overdue, audit_entries;
+    uint64_t keys_created, keys_destroyed;
 } vault_stats;
 
 typedef struct vault_ready {
@@ -85,6 +91,7 @@ typedef struct vault {
     bc_redis link; /* the consumer's connection (its blocking reads) */
     bc_redis cmd;  /* everything else: catalog, outbox, acks, status */
     bc_stream_consumer consumer;
+    bc_stream_consumer control; /* bodycam:stream:vault-control on cmd, never blocking long */
     bc_staging *staging;
     bc_store *store;
     bc_keystore *keys;
@@ -100,7 +107,13 @@ typedef struct vault {
     bool redis_failing;
     int64_t started_ms;
     int64_t next_scan_ms, next_purge_ms, next_request_ms, next_stats_ms, next_status_ms;
+    int64_t next_control_ms;
     uint64_t status_sum;
+    /* keys.c */
+    bool keys_adopted;                            /* the keystore's keys all have a record */
+    bool key_index_built;                         /* the catalog's key index exists */
+    char pending_key[BC_KEY_ID_LEN + 1];          /* made, its record not answered yet */
+    char pending_campaign[BC_CATALOG_ID_MAX + 1]; /* ... for this campaign */
 } vault;
 
 int vault_run(vault *v);
@@ -137,6 +150,24 @@ void vault_retention_pass(vault *v);
 /* Raises request_overdue for open access requests past their deadline and
  * clears it for those closed since. */
 void vault_requests_scan(vault *v);
+
+/* ---- keys.c ---- */
+
+/* The vault-control handler: {op new-recording-key, campaign, by}. */
+bc_stream_verdict vault_keys_control_entry(const bc_stream_entry *entry, void *userdata);
+
+/* Records the keystore's keys that have no record yet (the first start:
+ * the PKI's key becomes current), audits them, and logs a current key the
+ * keystore lacks. BC_OK, or the failure (logged). */
+bc_status vault_keys_adopt(vault *v);
+
+/* From the timers: adoption once, then the control stream's pending and
+ * new entries (BLOCK of 1 ms: the upload path's latency is unchanged). */
+void vault_keys_poll(vault *v);
+
+/* From the purge pass: builds the catalog's key index once, then destroys
+ * every retired key nothing needs any more. */
+void vault_keys_shred_pass(vault *v);
 
 /* ---- shared helpers (vault.c) ---- */
 

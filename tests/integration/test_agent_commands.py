@@ -141,8 +141,9 @@ def check_replay_and_refusals(stack):
         cases.append(("config", other, "not for this camera"))
         wrong_topic = sign(stack, "command", DEV, "config", unique("topic"), health_interval_s=30)
         cases.append(("upload", wrong_topic, "wrong topic"))
-        identity = sign(stack, "command", DEV, "rotate-identity", unique("ident"), phase="request")
-        cases.append(("rotate-identity", identity, "not supported yet"))
+        identity = sign(stack, "command", DEV, "rotate-identity", unique("ident"), phase="install",
+                        cert="@" + stack.info["devices"][DEV]["cert"])  # no request before it
+        cases.append(("rotate-identity", identity, "certificate not accepted"))
         for kind, payload, word in cases:
             obs.publish_command(kind, payload)
         for kind, payload, word in cases:

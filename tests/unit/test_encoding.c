@@ -109,6 +109,42 @@ static void test_base64_round_trip(void **state)
     }
 }
 
+/* The alphabet check runs in blocks of 64 characters: a byte outside the
+ * alphabet is refused wherever it is - first block, block edges, the tail
+ * after the last whole block, the final group. */
+static void test_base64_refuses_bad_byte_anywhere(void **state)
+{
+    (void)state;
+    uint8_t data[300];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 53 + 1);
+    char good[401];
+    assert_int_equal(bc_base64_encode(data, sizeof(data), good, sizeof(good)), BC_OK);
+    static const size_t where[] = {0,   1,   62,  63,  64,  65,  127, 128, 255, 256,
+                                   320, 383, 384, 390, 395, 396, 397, 398, 399};
+    for (size_t w = 0; w < sizeof(where) / sizeof(where[0]); w++) {
+        for (int c = 0; c < 256; c++) {
+            int in_alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                              (c >= '0' && c <= '9') || c == '+' || c == '/';
+            if (in_alphabet || (c == '=' && where[w] >= 398))
+                continue; /* '=' there is padding: another, canonical-checked case */
+            char text[401];
+            memcpy(text, good, sizeof(text));
+            text[where[w]] = (char)c;
+            uint8_t out[300];
+            size_t n = 0;
+            bc_status rc = bc_base64_decode(text, 400, out, sizeof(out), &n);
+            if (rc != BC_ERR_PARSE)
+                fail_msg("byte 0x%02x at %zu: %s", c, where[w], bc_strerror(rc));
+        }
+    }
+    uint8_t out[300];
+    size_t n = 0;
+    assert_int_equal(bc_base64_decode(good, 400, out, sizeof(out), &n), BC_OK);
+    assert_int_equal(n, sizeof(data));
+    assert_memory_equal(out, data, sizeof(data));
+}
+
 static void test_big_endian(void **state)
 {
     (void)state;
@@ -151,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_base64_vectors),
         cmocka_unit_test(test_base64_refuses_non_canonical),
         cmocka_unit_test(test_base64_round_trip),
+        cmocka_unit_test(test_base64_refuses_bad_byte_anywhere),
         cmocka_unit_test(test_big_endian),
         cmocka_unit_test(test_equal_ct),
     };

@@ -132,6 +132,183 @@ static void test_parse_duplicate_keys(void **state)
     expect("{\"a\":1,\"A\":2,\"o\":{\"a\":1}}", BC_OK); /* names are case-sensitive */
 }
 
+/* The string pre-scan skips plain bytes 32 at a time: whatever is special
+ * is still found at every offset from a block's start, and strings of every
+ * length end where they end. */
+static void test_parse_long_strings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *insert;
+        bc_status want;
+    } cases[] = {
+        {"\x01", BC_ERR_PARSE},
+        {"\x1f", BC_ERR_PARSE},
+        {"\x80", BC_ERR_PARSE},
+        {"\xff", BC_ERR_PARSE},
+        {"\xc3", BC_ERR_PARSE},
+        {"\\x", BC_ERR_PARSE},
+        {"\\u0000", BC_ERR_PARSE},
+        {"\xc3\xa9", BC_OK},
+        {"\xf0\x9f\x98\x80", BC_OK},
+        {"\\n", BC_OK},
+        {"\\\"", BC_OK},
+        {"\x7f", BC_OK},
+    };
+    char text[256];
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (size_t at = 0; at <= 100; at++) {
+            size_t n = 0;
+            memcpy(text, "{\"s\":\"", 6);
+            n = 6;
+            memset(text + n, 'A', at);
+            n += at;
+            size_t k = strlen(cases[c].insert);
+            memcpy(text + n, cases[c].insert, k);
+            n += k;
+            memset(text + n, 'B', 70);
+            n += 70;
+            memcpy(text + n, "\"}", 3);
+            bc_status got = parse(text);
+            if (got != cases[c].want)
+                fail_msg("case %zu at %zu: got %s", c, at, bc_strerror(got));
+        }
+    }
+    for (size_t len = 0; len <= 100; len++) { /* the closing quote at every offset */
+        memcpy(text, "{\"s\":\"", 6);
+        memset(text + 6, 'x', len);
+        memcpy(text + 6 + len, "\",\"t\":1}", 9);
+        assert_int_equal(parse(text), BC_OK);
+        text[6 + len + 2] = '\0'; /* cut after '"' + ',': unterminated object */
+        assert_int_equal(parse(text), BC_ERR_PARSE);
+        text[6 + len] = '\0'; /* no closing quote at all */
+        assert_int_equal(parse(text), BC_ERR_PARSE);
+    }
+}
+
+/* ---- bc_json_scan_flat: the shortcut's form, and that it agrees with
+ * bc_json_parse on every text it takes ---- */
+
+static bool scan(const char *text, bc_json_flat_member *m, size_t cap, size_t *count)
+{
+    return bc_json_scan_flat(text, strlen(text), 16384, m, cap, count);
+}
+
+/* Every member scan found is in bc_json_parse's tree with the same value. */
+static void expect_flat_agrees(const char *text)
+{
+    bc_json_flat_member m[16];
+    size_t count = 0;
+    if (!scan(text, m, 16, &count))
+        fail_msg("'%s' is not taken as flat", text);
+    cJSON *root = NULL;
+    assert_int_equal(bc_json_parse(text, strlen(text), 16384, &root, NULL), BC_OK);
+    assert_int_equal((size_t)cJSON_GetArraySize(root), count);
+    for (size_t i = 0; i < count; i++) {
+        char name[64];
+        assert_true(m[i].name_len < sizeof(name));
+        memcpy(name, m[i].name, m[i].name_len);
+        name[m[i].name_len] = '\0';
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, name);
+        assert_non_null(item);
+        switch (m[i].type) {
+        case BC_JSON_FLAT_STRING:
+            assert_true(cJSON_IsString(item));
+            assert_int_equal(strlen(item->valuestring), m[i].text_len);
+            assert_memory_equal(item->valuestring, m[i].text, m[i].text_len);
+            break;
+        case BC_JSON_FLAT_INT:
+            assert_true(cJSON_IsNumber(item));
+            assert_true(item->valuedouble == (double)m[i].number);
+            break;
+        case BC_JSON_FLAT_TRUE:
+            assert_true(cJSON_IsTrue(item));
+            break;
+        case BC_JSON_FLAT_FALSE:
+            assert_true(cJSON_IsFalse(item));
+            break;
+        case BC_JSON_FLAT_NULL:
+            assert_true(cJSON_IsNull(item));
+            break;
+        }
+    }
+    cJSON_Delete(root);
+}
+
+static void test_scan_flat(void **state)
+{
+    (void)state;
+    bc_json_flat_member m[8];
+    size_t count = 99;
+    assert_true(
+        scan("{\"v\":1,\"s\":\"ab c\",\"n\":-12,\"t\":true,\"f\":false,\"z\":null}", m, 8, &count));
+    assert_int_equal(count, 6);
+    assert_int_equal(m[1].type, BC_JSON_FLAT_STRING);
+    assert_int_equal(m[1].text_len, 4);
+    assert_memory_equal(m[1].text, "ab c", 4);
+    assert_int_equal(m[2].type, BC_JSON_FLAT_INT);
+    assert_int_equal(m[2].number, -12);
+    assert_int_equal(m[3].type, BC_JSON_FLAT_TRUE);
+    assert_int_equal(m[4].type, BC_JSON_FLAT_FALSE);
+    assert_int_equal(m[5].type, BC_JSON_FLAT_NULL);
+    assert_ptr_equal(bc_json_flat_find(m, count, "n"), &m[2]);
+    assert_null(bc_json_flat_find(m, count, "N"));
+    assert_null(bc_json_flat_find(m, count, "s "));
+
+    static const char *const agree[] = {
+        "{}",
+        " \t\r\n{ \"a\" : \"b\" ,\"c\":0 }\n",
+        "{\"n\":-0,\"m\":999999999999999,\"k\":-999999999999999}",
+        "{\"p\":\" !#$%&'()*+,-./0123456789:;<=>?@AZ[]^_`az{|}~\x7f\",\"e\":\"\"}",
+        "{\"\":1,\"data\":\"QUJD\"}",
+    };
+    for (size_t i = 0; i < sizeof(agree) / sizeof(agree[0]); i++)
+        expect_flat_agrees(agree[i]);
+
+    static const char *const declined[] = {
+        "{\"a\":\"\\u0041\"}",     /* an escape: cJSON's to decode */
+        "{\"a\\n\":1}",            /* in a name too */
+        "{\"a\":\"caf\xc3\xa9\"}", /* multi-byte UTF-8 */
+        "{\"a\":{}}",              /* nested */
+        "{\"a\":[]}",
+        "{\"a\":1.5}", /* not an integer */
+        "{\"a\":1e3}",
+        "{\"a\":1E3}",
+        "{\"a\":01}",
+        "{\"a\":-}",
+        "{\"a\":+1}",
+        "{\"a\":1234567890123456}", /* 16 digits: past the exact range it vouches for */
+        "{\"a\":1,\"a\":2}",        /* a name twice */
+        "{\"a\":1,\"b\":2,\"a\":1}",
+        "{\"a\":1,}",
+        "{\"a\":1}x",
+        "{\"a\":1}{}",
+        "{\"a\":1",
+        "{\"a\" 1}",
+        "{a:1}",
+        "[]",
+        "\"s\"",
+        "{\"a\":tru}",
+        "{\"a\":truex}",
+        "{\"a\":nul}",
+        "{\"a\":\"x\ty\"}", /* raw control byte */
+        "{\"a\":\"x}",      /* no closing quote */
+        "{\"a\":1}\x01",
+        "\xef\xbb\xbf{}",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++) {
+        if (scan(declined[i], m, 8, &count))
+            fail_msg("'%s' was taken as flat", declined[i]);
+    }
+    /* more members than room, a text over max_len, NUL bytes */
+    assert_false(scan("{\"a\":1,\"b\":2,\"c\":3}", m, 2, &count));
+    assert_true(scan("{\"a\":1,\"b\":2}", m, 2, &count));
+    assert_false(bc_json_scan_flat("{\"a\":1}", 7, 6, m, 8, &count));
+    assert_false(bc_json_scan_flat("{\"a\":\"\0\"}", 9, 100, m, 8, &count));
+    assert_false(bc_json_scan_flat(NULL, 0, 100, m, 8, &count));
+}
+
 static void test_parse_size_limit(void **state)
 {
     (void)state;
@@ -356,6 +533,8 @@ int main(void)
         cmocka_unit_test(test_parse_refuses_bad_numbers),
         cmocka_unit_test(test_parse_structure),
         cmocka_unit_test(test_parse_duplicate_keys),
+        cmocka_unit_test(test_parse_long_strings),
+        cmocka_unit_test(test_scan_flat),
         cmocka_unit_test(test_parse_size_limit),
         cmocka_unit_test(test_parse_depth),
         cmocka_unit_test(test_read_string),

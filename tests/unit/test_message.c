@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "proto/encoding.h"
 #include "proto/message.h"
 
 #define T0 1700000000123LL
@@ -1042,6 +1043,330 @@ static void test_fuzz_decoders(void **state)
     bc_message_free(&csr);
 }
 
+/* ------------------------------------------- upload chunks: fast paths */
+
+/* bc_message_encode_chunk prints exactly what bc_message_encode prints. */
+static void test_encode_chunk_same_text(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {1, 2, 3, 4, 5, 100, 32768, BC_CHUNK_MAX};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        bc_message m = sample_chunk(lens[i]);
+        char *want = encode_ok(&m);
+        size_t size = bc_message_chunk_json_max(lens[i]);
+        assert_true(size > strlen(want));
+        char *out = malloc(size);
+        assert_non_null(out);
+        size_t n = 0;
+        bc_message head = m; /* data and sha256 are the encoder's own: leave junk there */
+        head.upload.data = NULL;
+        head.upload.data_len = 12345;
+        strcpy(head.upload.sha256, "not a hash");
+        bc_error err = {{0}};
+        assert_int_equal(
+            bc_message_encode_chunk(&head, m.upload.data, m.upload.data_len, out, size, &n, &err),
+            BC_OK);
+        assert_int_equal(n, strlen(want));
+        assert_string_equal(out, want);
+        /* one byte short of the text and its NUL: refused, nothing half-said */
+        assert_int_equal(bc_message_encode_chunk(&head, m.upload.data, m.upload.data_len, out,
+                                                 strlen(want), &n, &err),
+                         BC_ERR_TOO_BIG);
+        assert_int_equal(n, 0);
+        free(out);
+        free(want);
+        bc_message_free(&m);
+    }
+    assert_int_equal(bc_message_chunk_json_max(BC_CHUNK_MAX + 1), 0);
+}
+
+static void test_encode_chunk_refuses(void **state)
+{
+    (void)state;
+    bc_message m = sample_chunk(10);
+    char out[1024];
+    size_t n = 0;
+    bc_error err = {{0}};
+    bc_message bad = m;
+    strcpy(bad.upload.device, "cam 001");
+    assert_int_equal(bc_message_encode_chunk(&bad, m.upload.data, 10, out, sizeof(out), &n, &err),
+                     BC_ERR_INVAL);
+    assert_non_null(strstr(err.text, "device"));
+    bad = m;
+    bad.upload.offset = -1;
+    assert_int_equal(bc_message_encode_chunk(&bad, m.upload.data, 10, out, sizeof(out), &n, &err),
+                     BC_ERR_INVAL);
+    assert_non_null(strstr(err.text, "offset"));
+    bad = m;
+    bad.upload.kind = BC_UPLOAD_MANIFEST;
+    assert_int_equal(bc_message_encode_chunk(&bad, m.upload.data, 10, out, sizeof(out), &n, &err),
+                     BC_ERR_INVAL);
+    bc_message conn = sample_conn();
+    assert_int_equal(bc_message_encode_chunk(&conn, m.upload.data, 10, out, sizeof(out), &n, &err),
+                     BC_ERR_INVAL);
+    assert_int_equal(bc_message_encode_chunk(&m, m.upload.data, 0, out, sizeof(out), &n, &err),
+                     BC_ERR_INVAL);
+    assert_int_equal(bc_message_encode_chunk(&m, NULL, 10, out, sizeof(out), &n, &err),
+                     BC_ERR_INVAL);
+    uint8_t *big = calloc(1, BC_CHUNK_MAX + 1);
+    assert_int_equal(bc_message_encode_chunk(&m, big, BC_CHUNK_MAX + 1, out, sizeof(out), &n, &err),
+                     BC_ERR_INVAL);
+    free(big);
+    bc_message_free(&m);
+}
+
+static bc_status decode_shallow_with(const bc_message *m, const char *key, const char *raw,
+                                     bc_message *out)
+{
+    char *text = encode_ok(m);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    assert_non_null(root);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    if (raw != NULL) {
+        cJSON *value = cJSON_Parse(raw);
+        assert_non_null(value);
+        cJSON_AddItemToObject(root, key, value);
+    }
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    bc_status rc = bc_message_decode_shallow(m->kind, text, strlen(text), out, NULL);
+    free(text);
+    return rc;
+}
+
+/* Shallow: a chunk's data is a string of the right size, nothing more;
+ * every other field, and every other kind, exactly as a full decode. */
+static void test_decode_shallow(void **state)
+{
+    (void)state;
+    bc_message m = sample_chunk(2000);
+    bc_message out;
+    /* what only the data's content shows passes (the vault decodes it) ... */
+    static const char *const unchecked[] = {
+        "\"!!!!\"",
+        "\"Zh==\"",
+        "\"Zg=\"",
+        "\"Zm9vYmFy\"",
+    };
+    for (size_t i = 0; i < sizeof(unchecked) / sizeof(unchecked[0]); i++) {
+        assert_int_equal(decode_shallow_with(&m, "data", unchecked[i], &out), BC_OK);
+        assert_null(out.upload.data);
+        assert_int_equal(out.upload.data_len, 0);
+        assert_string_equal(out.upload.device, "cam-001");
+        assert_string_equal(out.upload.recording_id, "rec-1");
+        assert_int_equal(out.upload.offset, 65536);
+        assert_string_equal(out.upload.sha256, m.upload.sha256);
+        bc_message_free(&out);
+    }
+    assert_int_equal(decode_shallow_with(&m, "sha256",
+                                         "\"00000000000000000000000000000000"
+                                         "00000000000000000000000000000000\"",
+                                         &out),
+                     BC_OK);
+    bc_message_free(&out);
+    /* ... and nothing else does */
+    char long_data[BC_UPLOAD_MESSAGE_MAX];
+    size_t over = bc_base64_encoded_len(BC_CHUNK_MAX) + 4;
+    long_data[0] = '"';
+    memset(long_data + 1, 'A', over);
+    strcpy(long_data + 1 + over, "\"");
+    static const struct {
+        const char *key, *raw;
+        bc_status want;
+    } refused[] = {
+        {"data", "\"\"", BC_ERR_INVAL},
+        {"data", NULL, BC_ERR_MISSING},
+        {"data", "5", BC_ERR_TYPE},
+        {"device", "\"cam 001\"", BC_ERR_INVAL},
+        {"recording_id", "\"a/b\"", BC_ERR_INVAL},
+        {"sha256", "\"ABC\"", BC_ERR_INVAL},
+        {"offset", "-1", BC_ERR_INVAL},
+        {"kind", "\"chunky\"", BC_ERR_INVAL},
+        {"v", "2", BC_ERR_VERSION},
+        {"offset", NULL, BC_ERR_MISSING},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        bc_status got = decode_shallow_with(&m, refused[i].key, refused[i].raw, &out);
+        if (got != refused[i].want)
+            fail_msg("%s=%s: got %s", refused[i].key, refused[i].raw ? refused[i].raw : "-",
+                     bc_strerror(got));
+    }
+    assert_int_equal(decode_shallow_with(&m, "data", long_data, &out), BC_ERR_INVAL);
+    bc_message_free(&m);
+
+    /* other kinds and the manifest: the same verdicts and values as decode */
+    bc_message others[] = {sample_manifest(), sample_state(BC_STATE_RECORDING), sample_health(),
+                           sample_csr()};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        char *text = encode_ok(&others[i]);
+        bc_message a, b;
+        assert_int_equal(bc_message_decode_shallow(others[i].kind, text, strlen(text), &a, NULL),
+                         BC_OK);
+        assert_int_equal(bc_message_decode(others[i].kind, text, strlen(text), &b, NULL), BC_OK);
+        assert_same(&a, &b);
+        bc_message_free(&a);
+        bc_message_free(&b);
+        text[strlen(text) / 2] = '\x01'; /* broken: refused by both */
+        assert_int_equal(bc_message_decode_shallow(others[i].kind, text, strlen(text), &a, NULL),
+                         BC_ERR_PARSE);
+        free(text);
+        bc_message_free(&others[i]);
+    }
+}
+
+/* Decodes text as it is - the flat path when it is plain - and with an
+ * unknown member holding an array put first, which means the same but is
+ * not flat, so the cJSON path reads it: the verdicts and values agree. */
+static void expect_paths_agree(const char *text, size_t len, bool shallow)
+{
+    size_t brace = 0;
+    while (brace < len && strchr(" \t\r\n", text[brace]) != NULL && text[brace] != '\0')
+        brace++;
+    size_t next = brace + 1;
+    while (next < len && strchr(" \t\r\n", text[next]) != NULL && text[next] != '\0')
+        next++;
+    if (brace >= len || text[brace] != '{' || next >= len || text[next] != '"')
+        return; /* no first member to put one before */
+    static const char nested[] = "\"~cjson~\":[],";
+    size_t slow_len = len + sizeof(nested) - 1;
+    char *slow = malloc(slow_len);
+    assert_non_null(slow);
+    memcpy(slow, text, brace + 1);
+    memcpy(slow + brace + 1, nested, sizeof(nested) - 1);
+    memcpy(slow + brace + sizeof(nested), text + brace + 1, len - brace - 1);
+    bc_message a, b;
+    bc_status ra = shallow ? bc_message_decode_shallow(BC_TOPIC_UPLOAD, text, len, &a, NULL)
+                           : bc_message_decode(BC_TOPIC_UPLOAD, text, len, &a, NULL);
+    bc_status rb = shallow ? bc_message_decode_shallow(BC_TOPIC_UPLOAD, slow, slow_len, &b, NULL)
+                           : bc_message_decode(BC_TOPIC_UPLOAD, slow, slow_len, &b, NULL);
+    if (ra != rb)
+        fail_msg("'%.*s' (%s): as is %s, through cJSON %s", (int)(len < 300 ? len : 300), text,
+                 shallow ? "shallow" : "full", bc_strerror(ra), bc_strerror(rb));
+    if (ra == BC_OK)
+        assert_same(&a, &b);
+    bc_message_free(&a);
+    bc_message_free(&b);
+    free(slow);
+}
+
+static void expect_agree_both(const char *text)
+{
+    expect_paths_agree(text, strlen(text), false);
+    expect_paths_agree(text, strlen(text), true);
+}
+
+static void test_flat_path_agrees(void **state)
+{
+    (void)state;
+    bc_message m = sample_chunk(30);
+    char *canon = encode_ok(&m);
+    expect_agree_both(canon);
+    char data[64], sha[80];
+    const char *d = strstr(canon, "\"data\":\"") + 7;
+    snprintf(data, sizeof(data), "%.*s", (int)(strchr(d + 1, '"') - d + 1), d);
+    snprintf(sha, sizeof(sha), "\"%s\"", m.upload.sha256);
+    /* one field at a time in every form that matters to either path */
+    static const char *const v[] = {"1", "1.0", "2", "\"1\"", "-1", "01", "1e0", "true", "null"};
+    static const char *const dev[] = {"\"cam-001\"",
+                                      "\"cam-00\\u0031\"",
+                                      "\"cam 001\"",
+                                      "\"\"",
+                                      "\"cam-002\"",
+                                      "\"caf\xc3\xa9\"",
+                                      "7"};
+    static const char *const kind[] = {"\"chunk\"", "\"manifest\"", "\"Chunk\"",      "\"chunk \"",
+                                       "1",         "null",         "\"ch\\u0075nk\""};
+    static const char *const off[] = {"65536",
+                                      "0",
+                                      "-0",
+                                      "01",
+                                      "1.0",
+                                      "1e3",
+                                      "65536.5",
+                                      "-1",
+                                      "999999999999999",
+                                      "9007199254740991",
+                                      "9007199254740992",
+                                      "1234567890123456",
+                                      "\"65536\"",
+                                      "true",
+                                      "[]",
+                                      "{}"};
+    static const char *const dat[] = {"\"\"",           "\"!!!!\"", "\"Zg==\"", "\"Zh==\"",
+                                      "\"\\u0041AAA\"", "\"AAAA\"", "null",     "1"};
+    static const char *const extra[] = {"",
+                                        ",\"x\":1",
+                                        ",\"x\":\"\xc3\xa9\"",
+                                        ",\"x\":{\"a\":1}",
+                                        ",\"x\":[1]",
+                                        ",\"x\":true",
+                                        ",\"x\":null",
+                                        ",\"x\":1.5",
+                                        ",\"x\":\"\n\"",
+                                        ",\"offset\":1",
+                                        ",\"ts\":\"a\"",
+                                        ",\"size\":-5",
+                                        ",\"data\":\"AAAA\"",
+                                        ",\"v\":1",
+                                        ",\"\":0"};
+    char text[1024];
+#define CHUNK_FMT                                                                                  \
+    "{\"v\":%s,\"device\":%s,\"kind\":%s,\"recording_id\":\"rec-1\",\"sha256\":%s,"                \
+    "\"offset\":%s,\"data\":%s%s}"
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        snprintf(text, sizeof(text), CHUNK_FMT, v[i], dev[0], kind[0], sha, off[0], data, "");
+        expect_agree_both(text);
+    }
+    for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) {
+        snprintf(text, sizeof(text), CHUNK_FMT, v[0], dev[i], kind[0], sha, off[0], data, "");
+        expect_agree_both(text);
+    }
+    for (size_t i = 0; i < sizeof(kind) / sizeof(kind[0]); i++) {
+        snprintf(text, sizeof(text), CHUNK_FMT, v[0], dev[0], kind[i], sha, off[0], data, "");
+        expect_agree_both(text);
+    }
+    for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+        snprintf(text, sizeof(text), CHUNK_FMT, v[0], dev[0], kind[0], sha, off[i], data, "");
+        expect_agree_both(text);
+    }
+    for (size_t i = 0; i < sizeof(dat) / sizeof(dat[0]); i++) {
+        snprintf(text, sizeof(text), CHUNK_FMT, v[0], dev[0], kind[0], sha, off[0], dat[i], "");
+        expect_agree_both(text);
+    }
+    for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+        snprintf(text, sizeof(text), CHUNK_FMT, v[0], dev[0], kind[0], sha, off[0], data, extra[i]);
+        expect_agree_both(text);
+    }
+#undef CHUNK_FMT
+    /* the same members in another order and spacing */
+    snprintf(text, sizeof(text),
+             " {\n\t\"data\" : %s ,\"offset\":65536, \"sha256\":%s,\"recording_id\":\"rec-1\","
+             "\"kind\":\"chunk\",\"device\":\"cam-001\",\"v\":1}\r\n",
+             data, sha);
+    expect_agree_both(text);
+    bc_message a;
+    assert_int_equal(bc_message_decode(BC_TOPIC_UPLOAD, text, strlen(text), &a, NULL), BC_OK);
+    assert_same(&m, &a);
+    bc_message_free(&a);
+
+    /* and random edits of the whole text */
+    size_t len = strlen(canon);
+    char *buf = malloc(len + 64);
+    assert_non_null(buf);
+    for (int r = 0; r < 4000; r++) {
+        memcpy(buf, canon, len);
+        size_t n = len;
+        int edits = 1 + (int)(rnd() % 3);
+        for (int e = 0; e < edits; e++)
+            n = mutate(buf, n, len + 64);
+        expect_paths_agree(buf, n, r % 2 == 1);
+    }
+    free(buf);
+    free(canon);
+    bc_message_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1058,6 +1383,10 @@ int main(void)
         cmocka_unit_test(test_encode_refuses_invalid),
         cmocka_unit_test(test_device_accessor),
         cmocka_unit_test(test_fuzz_decoders),
+        cmocka_unit_test(test_encode_chunk_same_text),
+        cmocka_unit_test(test_encode_chunk_refuses),
+        cmocka_unit_test(test_decode_shallow),
+        cmocka_unit_test(test_flat_path_agrees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -163,6 +163,9 @@ static size_t config_table(ctl *c, bc_config_option *table, size_t cap)
          "the vault's audit log; \"\" = <vault_dir>/audit"},
         {"recording_key_dir", BC_CFG_STRING, 0, 0, "", STR(recording_key_dir), NULL,
          "the vault's recording private keys; export needs them"},
+        {"master_key_file", BC_CFG_STRING, 0, 0, "", STR(master_key_file), NULL,
+         "the vault's master key file (the recording keys are encrypted under it); export "
+         "needs it"},
         {"operator", BC_CFG_STRING, 0, CTL_NAME_MAX, "", STR(operator_name), NULL,
          "the default actor (--as overrides it; else $USER)"},
     };
@@ -319,7 +322,10 @@ static int open_keys(ctl *c)
     bc_error err = {{0}};
     if (c->cfg.recording_key_dir[0] == '\0')
         return missing_option(c, "recording_key_dir", "the keys to decrypt with");
-    bc_status rc = bc_keystore_open(c->cfg.recording_key_dir, NULL, NULL, &c->keys, &err);
+    if (c->cfg.master_key_file[0] == '\0')
+        return missing_option(c, "master_key_file", "the recording keys are encrypted under it");
+    bc_status rc = bc_keystore_open(c->cfg.recording_key_dir, c->cfg.master_key_file, NULL, NULL,
+                                    &c->keys, &err);
     if (rc == BC_ERR_NOT_FOUND)
         return ctl_fail(c, BC_ERR_INVAL, "keystore %s: %s", c->cfg.recording_key_dir, err.text);
     if (rc != BC_OK)
@@ -327,13 +333,36 @@ static int open_keys(ctl *c)
     return CTL_EXIT_OK;
 }
 
+/* CTL_WANT_AUDIT: the audit log when audit_dir (or vault_dir) names an
+ * existing directory. None configured, or no such directory (said on
+ * stderr), runs the leaf unaudited; a log that exists but cannot be
+ * appended to stops it, as for CTL_NEED_AUDIT. */
+static int open_audit_if_configured(ctl *c)
+{
+    if (c->cfg.audit_dir[0] == '\0' && c->cfg.vault_dir[0] == '\0')
+        return CTL_EXIT_OK;
+    char dir[CTL_PATH_MAX];
+    if (c->cfg.audit_dir[0] != '\0')
+        snprintf(dir, sizeof(dir), "%s", c->cfg.audit_dir);
+    else
+        snprintf(dir, sizeof(dir), "%s/audit", c->cfg.vault_dir);
+    if (!is_dir(dir)) {
+        fprintf(stderr, CTL_PROGRAM ": warning: audit log %s: no such directory; not audited\n",
+                dir);
+        return CTL_EXIT_OK;
+    }
+    return open_audit_dir(c, true);
+}
+
 int ctl_open(ctl *c, unsigned needs)
 {
     int code = load_config(c);
-    if (code == CTL_EXIT_OK && (needs & CTL_NEED_AUDIT))
+    if (code == CTL_EXIT_OK && (needs & (CTL_NEED_AUDIT | CTL_NEED_ACTOR | CTL_WANT_AUDIT)))
         code = resolve_actor(c);
     if (code == CTL_EXIT_OK && (needs & (CTL_NEED_AUDIT_DIR | CTL_NEED_AUDIT)))
         code = open_audit_dir(c, (needs & CTL_NEED_AUDIT) != 0);
+    else if (code == CTL_EXIT_OK && (needs & CTL_WANT_AUDIT))
+        code = open_audit_if_configured(c);
     if (code == CTL_EXIT_OK && (needs & CTL_NEED_STORE))
         code = open_store(c);
     if (code == CTL_EXIT_OK && (needs & CTL_NEED_KEYS))

@@ -14,6 +14,8 @@
  *   cmd_requests.c    requests list | register | show | extend | close
  *   cmd_export.c      export (services/vault/export.c) and its progress bar
  *   cmd_audit.c       audit verify | show
+ *   cmd_keys.c        keys list | rotate-recording | rotate-identity | campaigns |
+ *                     show | pause | resume | abort (services/key-rotation)
  *
  * The command tree is data: an area (devices, holds, ...) is a table of
  * leaves, each with its synopsis, help, options, how many positional
@@ -72,6 +74,9 @@ enum {
     CTL_NEED_AUDIT = 1 << 2,     /* appends to it (opens it: checks it first) */
     CTL_NEED_STORE = 1 << 3,
     CTL_NEED_KEYS = 1 << 4,
+    CTL_NEED_ACTOR = 1 << 5, /* the actor, without the audit log */
+    CTL_WANT_AUDIT = 1 << 6, /* opens the audit log when one is configured and exists;
+                              * without one the leaf runs unaudited (c->audit NULL) */
 };
 
 typedef struct ctl_config {
@@ -81,6 +86,7 @@ typedef struct ctl_config {
     char vault_dir[CTL_PATH_MAX];
     char audit_dir[CTL_PATH_MAX]; /* "" = <vault_dir>/audit, like the vault's */
     char recording_key_dir[CTL_PATH_MAX];
+    char master_key_file[CTL_PATH_MAX];
     char operator_name[CTL_NAME_MAX + 1];
 } ctl_config;
 
@@ -157,6 +163,7 @@ extern const ctl_area ctl_area_holds;
 extern const ctl_area ctl_area_requests;
 extern const ctl_area ctl_area_export;
 extern const ctl_area ctl_area_audit;
+extern const ctl_area ctl_area_keys;
 
 /* ---- ctl.c ---- */
 

@@ -110,7 +110,11 @@ static int setup(void **state)
     bc_test_redis_flush(&f->r);
     assert_int_equal(bc_store_open(f->store_dir, &f->st, &err), BC_OK);
     assert_int_equal(bc_audit_open(f->audit_dir, &f->a, &err), BC_OK);
-    assert_int_equal(bc_keystore_open(f->key_dir, NULL, NULL, &f->ks, &err), BC_OK);
+    char master[160];
+    snprintf(master, sizeof(master), "%s/master.key", f->dir);
+    bc_test_write_file(master, "export test master key\n");
+    assert_int_equal(chmod(master, 0600), 0);
+    assert_int_equal(bc_keystore_open(f->key_dir, master, NULL, NULL, &f->ks, &err), BC_OK);
     return 0;
 }
 

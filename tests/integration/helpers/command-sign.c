@@ -13,7 +13,8 @@
  *   rotate-recording-key  public_key (an X25519 public key PEM file),
  *                         key_id (default: the key's own id)
  *   config                health_interval_s, warning_timeout_s, pre_event_s
- *   rotate-identity       phase=request
+ *   rotate-identity       phase (request | install), cert (install: the PEM
+ *                         certificate itself, or @FILE to read it from FILE)
  * and for every kind: issued_at (ms, default now), ttl_ms (default 60000).
  * Prints the JSON command on one line. Exit 0 ok, 1 failure, 2 usage.
  */
@@ -25,6 +26,7 @@
 #include <openssl/evp.h>
 
 #include "common/clock.h"
+#include "common/file.h"
 #include "proto/command.h"
 #include "proto/sign.h"
 
@@ -73,6 +75,26 @@ static int set_recording_key(bc_command *cmd, const char *path)
     return rc;
 }
 
+/* cert=PEM or cert=@FILE into cmd (an identity install). */
+static int set_cert(bc_command *cmd, const char *value)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    bc_error err;
+    int rc = 0;
+    if (value[0] == '@') {
+        if (bc_file_read_all(value + 1, BC_CERT_PEM_MAX, &pem, &len, &err) != BC_OK) {
+            fprintf(stderr, "command-sign: %s\n", err.text);
+            return -1;
+        }
+        value = pem;
+    }
+    if (bc_command_set_cert(cmd, value) != BC_OK)
+        rc = -1;
+    free(pem);
+    return rc;
+}
+
 /* One NAME=VALUE; -1 for an unknown name or a bad value. */
 static int set_param(bc_command *cmd, const char *name, const char *value, int64_t *ttl,
                      const char **key_path)
@@ -111,10 +133,17 @@ static int set_param(bc_command *cmd, const char *name, const char *value, int64
                         value);
         return -1;
     case BC_CMD_ROTATE_IDENTITY:
-        if (strcmp(name, "phase") == 0 && strcmp(value, "request") == 0) {
-            cmd->params.identity.phase = BC_IDENTITY_REQUEST;
-            return 0;
+        if (strcmp(name, "phase") == 0) {
+            for (int p = 0; p < BC_IDENTITY_PHASE_COUNT; p++) {
+                if (strcmp(value, bc_identity_phase_name((bc_identity_phase)p)) == 0) {
+                    cmd->params.identity.phase = (bc_identity_phase)p;
+                    return 0;
+                }
+            }
+            return -1;
         }
+        if (strcmp(name, "cert") == 0)
+            return set_cert(cmd, value);
         return -1;
     case BC_CMD_CONFIG:
         if (strcmp(name, "health_interval_s") == 0)
