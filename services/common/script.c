@@ -9,6 +9,8 @@
 #include "common/script.h"
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -102,4 +104,74 @@ bc_status bc_script_load(bc_redis *r, const bc_script *s, bc_error *err)
         return bc_fail(err, BC_ERR_STATE, "SCRIPT LOAD of script %s answered another SHA-1",
                        s->name);
     return BC_OK;
+}
+
+bc_status bc_script_args_init(bc_script_args *a, size_t cap, bc_error *err)
+{
+    memset(a, 0, sizeof(*a));
+    a->cap = cap;
+    a->v = calloc(BC_SCRIPT_ARGV_HEAD + cap, sizeof(*a->v));
+    a->len = calloc(BC_SCRIPT_ARGV_HEAD + cap, sizeof(*a->len));
+    a->num = calloc(cap > 0 ? cap : 1, sizeof(*a->num));
+    if (a->v == NULL || a->len == NULL || a->num == NULL) {
+        bc_script_args_free(a);
+        return bc_fail(err, BC_ERR_NOMEM, "no memory for %zu script arguments", cap);
+    }
+    return BC_OK;
+}
+
+void bc_script_args_free(bc_script_args *a)
+{
+    free(a->v);
+    free(a->len);
+    free(a->num);
+    memset(a, 0, sizeof(*a));
+}
+
+void bc_script_args_str(bc_script_args *a, const char *s)
+{
+    if (a->n >= a->cap) {
+        a->overflow = true;
+        return;
+    }
+    a->v[BC_SCRIPT_ARGV_HEAD + a->n] = s != NULL ? s : "";
+    a->len[BC_SCRIPT_ARGV_HEAD + a->n] = s != NULL ? strlen(s) : 0;
+    a->n++;
+}
+
+void bc_script_args_int(bc_script_args *a, int64_t v)
+{
+    if (a->n >= a->cap) {
+        a->overflow = true;
+        return;
+    }
+    snprintf(a->num[a->n], BC_SCRIPT_ARG_NUM, "%lld", (long long)v);
+    bc_script_args_str(a, a->num[a->n]);
+}
+
+void bc_script_args_u64(bc_script_args *a, uint64_t v)
+{
+    if (a->n >= a->cap) {
+        a->overflow = true;
+        return;
+    }
+    snprintf(a->num[a->n], BC_SCRIPT_ARG_NUM, "%llu", (unsigned long long)v);
+    bc_script_args_str(a, a->num[a->n]);
+}
+
+bc_status bc_script_args_check(const bc_script *s, const bc_script_args *a, bc_error *err)
+{
+    if (a->overflow)
+        return bc_fail(err, BC_ERR_TOO_BIG, "script %s: more than %zu arguments", s->name, a->cap);
+    return BC_OK;
+}
+
+bc_status bc_script_args_run(bc_redis *r, const bc_script *s, bc_script_args *a, redisReply **out,
+                             bc_error *err)
+{
+    *out = NULL;
+    bc_status st = bc_script_args_check(s, a, err);
+    if (st != BC_OK)
+        return st;
+    return bc_script_run(r, s, (int)(BC_SCRIPT_ARGV_HEAD + a->n), a->v, a->len, out, err);
 }

@@ -14,7 +14,9 @@
 #ifndef BC_COMMON_SCRIPT_H
 #define BC_COMMON_SCRIPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/stream.h"
 #include "proto/status.h"
@@ -55,5 +57,34 @@ bc_status bc_script_append(bc_redis *r, const bc_script *s, int argc, const char
 /* SCRIPT LOAD of s, so that a pipelined EVALSHA finds it. Statuses as
  * bc_redis_command; BC_ERR_STATE when Redis answers another SHA-1. */
 bc_status bc_script_load(bc_redis *r, const bc_script *s, bc_error *err);
+
+/* ---- building a call's arguments ---- */
+
+#define BC_SCRIPT_ARG_NUM 24 /* an int64 in decimal with its sign and NUL */
+
+/* The argv and lens of a call, with the head slots reserved. Adding past
+ * cap sets overflow instead of writing: a caller adds all its arguments
+ * and checks once (bc_script_args_check) before it runs the script. */
+typedef struct bc_script_args {
+    size_t n, cap;                  /* arguments after the head */
+    const char **v;                 /* BC_SCRIPT_ARGV_HEAD + cap */
+    size_t *len;                    /* BC_SCRIPT_ARGV_HEAD + cap */
+    char (*num)[BC_SCRIPT_ARG_NUM]; /* cap: the text of integer arguments */
+    bool overflow;
+} bc_script_args;
+
+/* Room for cap arguments. BC_ERR_NOMEM (a is then empty, and freeing it
+ * is harmless). */
+bc_status bc_script_args_init(bc_script_args *a, size_t cap, bc_error *err);
+void bc_script_args_free(bc_script_args *a);
+/* s is borrowed (NULL is ""). */
+void bc_script_args_str(bc_script_args *a, const char *s);
+void bc_script_args_int(bc_script_args *a, int64_t v);
+void bc_script_args_u64(bc_script_args *a, uint64_t v);
+/* BC_ERR_TOO_BIG naming s when more than cap arguments were added. */
+bc_status bc_script_args_check(const bc_script *s, const bc_script_args *a, bc_error *err);
+/* bc_script_run with a's arguments. */
+bc_status bc_script_args_run(bc_redis *r, const bc_script *s, bc_script_args *a, redisReply **out,
+                             bc_error *err);
 
 #endif

@@ -38,6 +38,7 @@
 #include "common/clock.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/redis_status.h"
 #include "fleet-health/fleet.h"
 
 #define LOOP_MAX_WAIT_MS 1000
@@ -49,18 +50,12 @@ static const char *const stream_names[FH_STREAMS] = {BC_STREAM_CONN, BC_STREAM_S
 
 void fleet_redis_failed(fleet *f, const char *what, const bc_error *err)
 {
-    if (f->cmd_failing || err == NULL)
-        return;
-    f->cmd_failing = true;
-    log_warnx("%s: %s (quiet until Redis answers again)", what, err->text);
+    bc_redis_outage_failed(&f->cmd_failing, what, err);
 }
 
 void fleet_redis_ok(fleet *f)
 {
-    if (!f->cmd_failing)
-        return;
-    f->cmd_failing = false;
-    log_info("redis %s:%" PRId64 " answers again", f->cfg.redis_host, f->cfg.redis_port);
+    bc_redis_outage_over(&f->cmd_failing, f->cfg.redis_host, f->cfg.redis_port);
 }
 
 /* ---- status and statistics ---- */
@@ -77,44 +72,33 @@ static void write_status(fleet *f, const char *state)
 {
     if (!bc_redis_connected(&f->cmd))
         return;
-    char key[96], pid[24], since[24], now[24], nproc[24], applied[24], dups[24], stale[24];
-    char invalid[24], raised[24], cleared[24], summaries[24], missed[24], claimed[24];
+    char key[96];
     uint64_t nclaimed = 0;
     for (int i = 0; i < FH_STREAMS; i++)
         nclaimed += f->consumers[i].stats.claimed;
     snprintf(key, sizeof(key), FH_STATUS_KEY_PREFIX "%s", f->cfg.instance);
-    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-    snprintf(since, sizeof(since), "%" PRId64, f->started_ms);
-    snprintf(now, sizeof(now), "%" PRId64, bc_clock_now_ms());
-    snprintf(nproc, sizeof(nproc), "%" PRIu64, processed(f));
-    snprintf(applied, sizeof(applied), "%" PRIu64, f->stats.applied);
-    snprintf(dups, sizeof(dups), "%" PRIu64, f->stats.duplicates);
-    snprintf(stale, sizeof(stale), "%" PRIu64, f->stats.stale);
-    snprintf(invalid, sizeof(invalid), "%" PRIu64, f->stats.invalid + f->stats.failed);
-    snprintf(raised, sizeof(raised), "%" PRIu64, f->stats.raised);
-    snprintf(cleared, sizeof(cleared), "%" PRIu64, f->stats.cleared);
-    snprintf(summaries, sizeof(summaries), "%" PRIu64, f->stats.summaries);
-    snprintf(missed, sizeof(missed), "%" PRIu64, f->stats.offline_missed);
-    snprintf(claimed, sizeof(claimed), "%" PRIu64, nclaimed);
-    const char *argv[] = {"HSET",      key,         "state",
-                          state,       "pid",       pid,
-                          "since",     since,       "updated_at",
-                          now,         "processed", nproc,
-                          "applied",   applied,     "duplicates",
-                          dups,        "stale",     stale,
-                          "invalid",   invalid,     "raised",
-                          raised,      "cleared",   cleared,
-                          "summaries", summaries,   "offline_missed_health",
-                          missed,      "claimed",   claimed};
-    redisReply *reply = NULL;
+    const bc_status_num nums[] = {
+        {"pid", (int64_t)getpid()},
+        {"since", f->started_ms},
+        {"updated_at", bc_clock_now_ms()},
+        {"processed", (int64_t)processed(f)},
+        {"applied", (int64_t)f->stats.applied},
+        {"duplicates", (int64_t)f->stats.duplicates},
+        {"stale", (int64_t)f->stats.stale},
+        {"invalid", (int64_t)(f->stats.invalid + f->stats.failed)},
+        {"raised", (int64_t)f->stats.raised},
+        {"cleared", (int64_t)f->stats.cleared},
+        {"summaries", (int64_t)f->stats.summaries},
+        {"offline_missed_health", (int64_t)f->stats.offline_missed},
+        {"claimed", (int64_t)nclaimed},
+    };
     bc_error err;
     bc_error_clear(&err);
-    if (bc_redis_command(&f->cmd, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL, &reply,
-                         &err) != BC_OK) {
+    if (bc_status_hash_write(&f->cmd, key, state, nums, sizeof(nums) / sizeof(nums[0]), &err) !=
+        BC_OK) {
         fleet_redis_failed(f, "status", &err);
         return;
     }
-    freeReplyObject(reply);
     fleet_redis_ok(f);
 }
 

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/reply.h"
 #include "common/script.h"
 
 /* ---- names ---- */
@@ -648,127 +649,21 @@ static bc_status scripts_ready(bc_error *err)
     return BC_OK;
 }
 
-/* ---- script arguments ---- */
-
-#define ARG_NUM 24                   /* an int64 in decimal with its sign and NUL */
-#define ARG_HEAD BC_SCRIPT_ARGV_HEAD /* EVALSHA sha numkeys */
-
-typedef struct args {
-    size_t n, cap;        /* arguments after the head */
-    const char **v;       /* ARG_HEAD + cap */
-    size_t *len;          /* ARG_HEAD + cap */
-    char (*num)[ARG_NUM]; /* cap: the text of integer arguments */
-    bool overflow;
-} args;
-
-static bc_status args_init(args *a, size_t cap, bc_error *err)
-{
-    memset(a, 0, sizeof(*a));
-    a->cap = cap;
-    a->v = calloc(ARG_HEAD + cap, sizeof(*a->v));
-    a->len = calloc(ARG_HEAD + cap, sizeof(*a->len));
-    a->num = calloc(cap > 0 ? cap : 1, sizeof(*a->num));
-    if (a->v == NULL || a->len == NULL || a->num == NULL) {
-        free(a->v);
-        free(a->len);
-        free(a->num);
-        memset(a, 0, sizeof(*a));
-        return bc_fail(err, BC_ERR_NOMEM, "no memory for %zu script arguments", cap);
-    }
-    return BC_OK;
-}
-
-static void args_free(args *a)
-{
-    free(a->v);
-    free(a->len);
-    free(a->num);
-    memset(a, 0, sizeof(*a));
-}
-
-static void args_str(args *a, const char *s)
-{
-    if (a->n >= a->cap) {
-        a->overflow = true;
-        return;
-    }
-    a->v[ARG_HEAD + a->n] = s != NULL ? s : "";
-    a->len[ARG_HEAD + a->n] = s != NULL ? strlen(s) : 0;
-    a->n++;
-}
-
-static void args_int(args *a, int64_t v)
-{
-    if (a->n >= a->cap) {
-        a->overflow = true;
-        return;
-    }
-    snprintf(a->num[a->n], ARG_NUM, "%lld", (long long)v);
-    args_str(a, a->num[a->n]);
-}
-
 /* ---- reading replies ---- */
 
+/* Verdicts: bc_reply_verdict's index into verdict_words, V_OK being 0. */
 typedef enum verdict { V_OK, V_NOT_FOUND, V_STATE, V_TAKEN } verdict;
 
-static bool el_is(const redisReply *e, const char *s)
-{
-    size_t n = strlen(s);
-    return e != NULL && e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, s, n) == 0;
-}
-
-/* Copies a string element into dst[cap]; false when it does not fit or is
- * not a string. */
-static bool el_str(const redisReply *e, char *dst, size_t cap)
-{
-    if (e == NULL || e->type != REDIS_REPLY_STRING || e->len >= cap ||
-        memchr(e->str, '\0', e->len) != NULL)
-        return false;
-    memcpy(dst, e->str, e->len);
-    dst[e->len] = '\0';
-    return true;
-}
-
-/* Like el_str, but cuts what does not fit (free text: details). */
-static bool el_text(const redisReply *e, char *dst, size_t cap)
-{
-    if (e == NULL || e->type != REDIS_REPLY_STRING)
-        return false;
-    size_t n = e->len < cap - 1 ? e->len : cap - 1;
-    memcpy(dst, e->str, n);
-    dst[n] = '\0';
-    return true;
-}
-
-static bool el_i64(const redisReply *e, int64_t *v)
-{
-    if (e != NULL && e->type == REDIS_REPLY_INTEGER) {
-        *v = e->integer;
-        return true;
-    }
-    char buf[ARG_NUM];
-    if (!el_str(e, buf, sizeof(buf)) || buf[0] == '\0')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(buf, &end, 10);
-    if (errno == 0 && *end == '\0') {
-        *v = x;
-        return true;
-    }
-    /* a ZSCORE: Redis prints a score as a double */
-    errno = 0;
-    double d = strtod(buf, &end);
-    if (errno != 0 || *end != '\0' || d < -9.0e15 || d > 9.0e15)
-        return false;
-    *v = (int64_t)d;
-    return true;
-}
+static const bc_reply_word verdict_words[] = {
+    {"not_found", 2},
+    {"state", 4},
+    {"taken", 2},
+};
 
 static bool el_name(const redisReply *e, const char *const *names, int count, int *out)
 {
     char buf[32];
-    return el_str(e, buf, sizeof(buf)) && name_index(buf, names, count, out);
+    return bc_reply_str(e, buf, sizeof(buf)) && name_index(buf, names, count, out);
 }
 
 static bc_status parse_fail(script_id id, bc_error *err)
@@ -781,43 +676,25 @@ static bc_status parse_fail(script_id id, bc_error *err)
  * BC_OK *out is the reply (the caller frees it, also on a non-ok verdict)
  * and *v the verdict; an 'ok' shorter than min_ok elements is a parse
  * error. The arguments are freed here. */
-static bc_status script_call(bc_redis *r, script_id id, args *a, size_t min_ok, redisReply **out,
-                             verdict *v, bc_error *err)
+static bc_status script_call(bc_redis *r, script_id id, bc_script_args *a, size_t min_ok,
+                             redisReply **out, verdict *v, bc_error *err)
 {
     *out = NULL;
     bc_status st = scripts_ready(err);
-    if (st == BC_OK && a->overflow)
-        st = bc_fail(err, BC_ERR_TOO_BIG, "campaign script %s: more than %zu arguments",
-                     scripts[id].name, a->cap);
     if (st != BC_OK) {
-        args_free(a);
+        bc_script_args_free(a);
         return st;
     }
     bc_error local;
     bc_error_clear(&local);
-    st = bc_script_run(r, &scripts[id].run, (int)(ARG_HEAD + a->n), a->v, a->len, out, &local);
-    args_free(a);
+    st = bc_script_args_run(r, &scripts[id].run, a, out, &local);
+    bc_script_args_free(a);
     if (st != BC_OK)
         return bc_fail(err, st, "campaign script %s: %s", scripts[id].name, local.text);
-    const redisReply *rep = *out;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1) {
-        const redisReply *e = rep->element[0];
-        if (el_is(e, "ok") && rep->elements >= min_ok) {
-            *v = V_OK;
-            return BC_OK;
-        }
-        if (el_is(e, "not_found") && rep->elements == 2) {
-            *v = V_NOT_FOUND;
-            return BC_OK;
-        }
-        if (el_is(e, "state") && rep->elements == 4) {
-            *v = V_STATE;
-            return BC_OK;
-        }
-        if (el_is(e, "taken") && rep->elements == 2) {
-            *v = V_TAKEN;
-            return BC_OK;
-        }
+    int word = bc_reply_verdict(*out, min_ok, verdict_words, COUNT(verdict_words));
+    if (word >= 0) {
+        *v = (verdict)word;
+        return BC_OK;
     }
     freeReplyObject(*out);
     *out = NULL;
@@ -825,18 +702,11 @@ static bc_status script_call(bc_redis *r, script_id id, args *a, size_t min_ok, 
                    scripts[id].name);
 }
 
-/* The text of element i of a reply ("" when it is not a short string). */
-static const char *el_at(const redisReply *rep, size_t i, char *buf, size_t cap)
-{
-    if (i >= rep->elements || !el_str(rep->element[i], buf, cap))
-        buf[0] = '\0';
-    return buf;
-}
-
 static bc_status not_found(const redisReply *rep, const char *what, bc_error *err)
 {
     char buf[80];
-    return bc_fail(err, BC_ERR_NOT_FOUND, "no %s '%s'", what, el_at(rep, 1, buf, sizeof(buf)));
+    return bc_fail(err, BC_ERR_NOT_FOUND, "no %s '%s'", what,
+                   bc_reply_at(rep, 1, buf, sizeof(buf)));
 }
 
 /* A campaign record at e[0 .. CAMP_STRIDE). */
@@ -844,15 +714,19 @@ static bool parse_campaign(redisReply *const *e, bc_campaign *c)
 {
     int kind = 0, state = 0;
     memset(c, 0, sizeof(*c));
-    if (!el_str(e[CF_ID], c->id, sizeof(c->id)) ||
+    if (!bc_reply_str(e[CF_ID], c->id, sizeof(c->id)) ||
         !el_name(e[CF_KIND], kind_names, COUNT(kind_names), &kind) ||
         !el_name(e[CF_STATE], state_names, COUNT(state_names), &state) ||
-        !el_i64(e[CF_PACE], &c->pace_per_s) || !el_i64(e[CF_CREATED_AT], &c->created_at) ||
-        !el_str(e[CF_CREATED_BY], c->created_by, sizeof(c->created_by)) ||
-        !el_str(e[CF_KEY_ID], c->key_id, sizeof(c->key_id)) || !el_i64(e[CF_TOTAL], &c->total) ||
-        !el_i64(e[CF_DONE], &c->done) || !el_i64(e[CF_FAILED], &c->failed) ||
-        !el_i64(e[CF_STARTED_AT], &c->started_at) || !el_i64(e[CF_FINISHED_AT], &c->finished_at) ||
-        !el_i64(e[CF_COUNT], &c->pending) || !el_i64(e[CF_COUNT + 1], &c->in_flight))
+        !bc_reply_score(e[CF_PACE], &c->pace_per_s) ||
+        !bc_reply_score(e[CF_CREATED_AT], &c->created_at) ||
+        !bc_reply_str(e[CF_CREATED_BY], c->created_by, sizeof(c->created_by)) ||
+        !bc_reply_str(e[CF_KEY_ID], c->key_id, sizeof(c->key_id)) ||
+        !bc_reply_score(e[CF_TOTAL], &c->total) || !bc_reply_score(e[CF_DONE], &c->done) ||
+        !bc_reply_score(e[CF_FAILED], &c->failed) ||
+        !bc_reply_score(e[CF_STARTED_AT], &c->started_at) ||
+        !bc_reply_score(e[CF_FINISHED_AT], &c->finished_at) ||
+        !bc_reply_score(e[CF_COUNT], &c->pending) ||
+        !bc_reply_score(e[CF_COUNT + 1], &c->in_flight))
         return false;
     c->kind = (bc_campaign_kind)kind;
     c->state = (bc_campaign_state)state;
@@ -919,9 +793,9 @@ static bc_status create_check(const bc_campaign_spec *spec, bc_error *err)
 static bc_status create_refused(const redisReply *rep, bc_error *err)
 {
     char code[16], a[80], b[80];
-    el_at(rep, 1, code, sizeof(code));
-    el_at(rep, 2, a, sizeof(a));
-    el_at(rep, 3, b, sizeof(b));
+    bc_reply_at(rep, 1, code, sizeof(code));
+    bc_reply_at(rep, 2, a, sizeof(a));
+    bc_reply_at(rep, 3, b, sizeof(b));
     if (strcmp(code, "busy") == 0)
         return bc_fail(err, BC_ERR_STATE,
                        "camera %s is already in active campaign %s of the same kind", a, b);
@@ -937,22 +811,22 @@ bc_status bc_campaign_create(bc_redis *r, const bc_campaign_spec *spec, int64_t 
     if (st != BC_OK)
         return st;
     bool key = spec->kind == BC_CAMPAIGN_RECORDING_KEY;
-    args a;
-    if ((st = args_init(&a, 11 + spec->device_count, err)) != BC_OK)
+    bc_script_args a;
+    if ((st = bc_script_args_init(&a, 11 + spec->device_count, err)) != BC_OK)
         return st;
-    args_str(&a, bc_campaign_kind_name(spec->kind));
-    args_int(&a, spec->pace_per_s);
-    args_str(&a, spec->created_by);
-    args_int(&a, now_ms);
-    args_str(&a, key ? "awaiting_key" : "running");
-    args_str(&a, key ? BC_VAULT_CONTROL_STREAM : "");
-    args_str(&a, BC_VAULT_CONTROL_FIELD_OP);
-    args_str(&a, BC_VAULT_CONTROL_FIELD_CAMPAIGN);
-    args_str(&a, BC_VAULT_CONTROL_FIELD_BY);
-    args_str(&a, BC_VAULT_CONTROL_OP_NEW_KEY);
-    args_int(&a, (int64_t)spec->device_count);
+    bc_script_args_str(&a, bc_campaign_kind_name(spec->kind));
+    bc_script_args_int(&a, spec->pace_per_s);
+    bc_script_args_str(&a, spec->created_by);
+    bc_script_args_int(&a, now_ms);
+    bc_script_args_str(&a, key ? "awaiting_key" : "running");
+    bc_script_args_str(&a, key ? BC_VAULT_CONTROL_STREAM : "");
+    bc_script_args_str(&a, BC_VAULT_CONTROL_FIELD_OP);
+    bc_script_args_str(&a, BC_VAULT_CONTROL_FIELD_CAMPAIGN);
+    bc_script_args_str(&a, BC_VAULT_CONTROL_FIELD_BY);
+    bc_script_args_str(&a, BC_VAULT_CONTROL_OP_NEW_KEY);
+    bc_script_args_int(&a, (int64_t)spec->device_count);
     for (size_t i = 0; i < spec->device_count; i++)
-        args_str(&a, spec->devices[i]);
+        bc_script_args_str(&a, spec->devices[i]);
     redisReply *rep = NULL;
     verdict v = V_OK;
     st = script_call(r, S_CREATE, &a, 1 + CAMP_STRIDE, &rep, &v, err);
@@ -973,10 +847,10 @@ bc_status bc_campaign_create(bc_redis *r, const bc_campaign_spec *spec, int64_t 
 bc_status bc_campaign_get(bc_redis *r, const char *campaign_id, bc_campaign *out, bc_error *err)
 {
     bc_status st = check_id(campaign_id, err);
-    args a;
-    if (st != BC_OK || (st = args_init(&a, 1, err)) != BC_OK)
+    bc_script_args a;
+    if (st != BC_OK || (st = bc_script_args_init(&a, 1, err)) != BC_OK)
         return st;
-    args_str(&a, campaign_id);
+    bc_script_args_str(&a, campaign_id);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_GET, &a, 1 + CAMP_STRIDE, &rep, &v, err)) != BC_OK)
@@ -994,11 +868,11 @@ bc_status bc_campaign_get(bc_redis *r, const char *campaign_id, bc_campaign *out
 bc_status bc_campaign_list(bc_redis *r, bool active_only, bc_campaign_fn fn, void *userdata,
                            bc_error *err)
 {
-    args a;
-    bc_status st = args_init(&a, 1, err);
+    bc_script_args a;
+    bc_status st = bc_script_args_init(&a, 1, err);
     if (st != BC_OK)
         return st;
-    args_str(&a, active_only ? "1" : "0");
+    bc_script_args_str(&a, active_only ? "1" : "0");
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_LIST, &a, 1, &rep, &v, err)) != BC_OK)
@@ -1020,11 +894,11 @@ static bool parse_device(redisReply *const *e, bc_campaign_device *d)
 {
     int state = 0;
     memset(d, 0, sizeof(*d));
-    if (!el_str(e[0], d->device, sizeof(d->device)) ||
+    if (!bc_reply_str(e[0], d->device, sizeof(d->device)) ||
         !el_name(e[1], dev_state_names, COUNT(dev_state_names), &state) ||
-        !el_str(e[2], d->cmd_id, sizeof(d->cmd_id)) || !el_i64(e[3], &d->sent_at) ||
-        !el_i64(e[4], &d->attempts) || !el_text(e[5], d->detail, sizeof(d->detail)) ||
-        !el_i64(e[6], &d->not_before))
+        !bc_reply_str(e[2], d->cmd_id, sizeof(d->cmd_id)) || !bc_reply_score(e[3], &d->sent_at) ||
+        !bc_reply_score(e[4], &d->attempts) || !bc_reply_text(e[5], d->detail, sizeof(d->detail)) ||
+        !bc_reply_score(e[6], &d->not_before))
         return false;
     d->state = (bc_campaign_device_state)state;
     return true;
@@ -1034,10 +908,10 @@ bc_status bc_campaign_devices(bc_redis *r, const char *campaign_id, bc_campaign_
                               void *userdata, bc_error *err)
 {
     bc_status st = check_id(campaign_id, err);
-    args a;
-    if (st != BC_OK || (st = args_init(&a, 1, err)) != BC_OK)
+    bc_script_args a;
+    if (st != BC_OK || (st = bc_script_args_init(&a, 1, err)) != BC_OK)
         return st;
-    args_str(&a, campaign_id);
+    bc_script_args_str(&a, campaign_id);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_DEVICES, &a, 1, &rep, &v, err)) != BC_OK)
@@ -1063,12 +937,12 @@ static bc_status act(bc_redis *r, const char *campaign_id, const char *what, int
                      bc_campaign *out, bool *changed, bc_error *err)
 {
     bc_status st = check_id(campaign_id, err);
-    args a;
-    if (st != BC_OK || (st = args_init(&a, 3, err)) != BC_OK)
+    bc_script_args a;
+    if (st != BC_OK || (st = bc_script_args_init(&a, 3, err)) != BC_OK)
         return st;
-    args_str(&a, campaign_id);
-    args_str(&a, what);
-    args_int(&a, now_ms);
+    bc_script_args_str(&a, campaign_id);
+    bc_script_args_str(&a, what);
+    bc_script_args_int(&a, now_ms);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_ACT, &a, 2 + CAMP_STRIDE, &rep, &v, err)) != BC_OK)
@@ -1076,7 +950,7 @@ static bc_status act(bc_redis *r, const char *campaign_id, const char *what, int
     char state[16];
     if (v == V_OK) {
         int64_t c = 0;
-        if (!el_i64(rep->element[1], &c))
+        if (!bc_reply_score(rep->element[1], &c))
             st = parse_fail(S_ACT, err);
         else
             st = reply_campaign(rep, 2, S_ACT, out, err);
@@ -1086,7 +960,7 @@ static bc_status act(bc_redis *r, const char *campaign_id, const char *what, int
         st = not_found(rep, "campaign", err);
     } else if (v == V_STATE) {
         st = bc_fail(err, BC_ERR_STATE, "campaign %s is %s: it cannot be %s", campaign_id,
-                     el_at(rep, 2, state, sizeof(state)),
+                     bc_reply_at(rep, 2, state, sizeof(state)),
                      strcmp(what, "pause") == 0    ? "paused"
                      : strcmp(what, "resume") == 0 ? "resumed"
                                                    : "aborted");
@@ -1125,26 +999,26 @@ bc_status bc_campaign_key_ready(bc_redis *r, const char *campaign_id, const char
         return st;
     if (!bc_id_valid(key_id))
         return bc_fail(err, BC_ERR_INVAL, "'%.40s' is not a key id", key_id != NULL ? key_id : "");
-    args a;
-    if ((st = args_init(&a, 3, err)) != BC_OK)
+    bc_script_args a;
+    if ((st = bc_script_args_init(&a, 3, err)) != BC_OK)
         return st;
-    args_str(&a, campaign_id);
-    args_str(&a, key_id);
-    args_int(&a, now_ms);
+    bc_script_args_str(&a, campaign_id);
+    bc_script_args_str(&a, key_id);
+    bc_script_args_int(&a, now_ms);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_KEY_READY, &a, 3, &rep, &v, err)) != BC_OK)
         return st;
     char code[16], value[32];
     int64_t was = 0;
-    if (v == V_OK && el_i64(rep->element[1], &was)) {
+    if (v == V_OK && bc_reply_score(rep->element[1], &was)) {
         if (already != NULL)
             *already = was != 0;
     } else if (v == V_NOT_FOUND) {
         st = not_found(rep, "campaign", err);
     } else if (v == V_STATE) {
-        el_at(rep, 1, code, sizeof(code));
-        el_at(rep, 2, value, sizeof(value));
+        bc_reply_at(rep, 1, code, sizeof(code));
+        bc_reply_at(rep, 2, value, sizeof(value));
         if (strcmp(code, "kind") == 0)
             st = bc_fail(err, BC_ERR_STATE, "campaign %s is an %s campaign, not recording-key",
                          campaign_id, value);
@@ -1161,16 +1035,16 @@ bc_status bc_campaign_key_of(bc_redis *r, const char *campaign_id, char *key_id,
                              bc_error *err)
 {
     bc_status st = check_id(campaign_id, err);
-    args a;
-    if (st != BC_OK || (st = args_init(&a, 1, err)) != BC_OK)
+    bc_script_args a;
+    if (st != BC_OK || (st = bc_script_args_init(&a, 1, err)) != BC_OK)
         return st;
-    args_str(&a, campaign_id);
+    bc_script_args_str(&a, campaign_id);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_KEY_OF, &a, 2, &rep, &v, err)) != BC_OK)
         return st;
     if (v == V_OK) {
-        if (!el_str(rep->element[1], key_id, size))
+        if (!bc_reply_str(rep->element[1], key_id, size))
             st = parse_fail(S_KEY_OF, err);
     } else if (v == V_NOT_FOUND) {
         st = not_found(rep, "campaign", err);
@@ -1192,15 +1066,15 @@ bc_status bc_campaign_next(bc_redis *r, const char *campaign_id, int64_t now_ms,
         return st;
     if (max > BC_CAMPAIGN_NEXT_MAX || send_max_per_s < 1 || recheck_ms < 0)
         return bc_fail(err, BC_ERR_INVAL, "next: max, send_max_per_s or recheck_ms out of range");
-    args a;
-    if ((st = args_init(&a, 6, err)) != BC_OK)
+    bc_script_args a;
+    if ((st = bc_script_args_init(&a, 6, err)) != BC_OK)
         return st;
-    args_str(&a, campaign_id);
-    args_int(&a, now_ms);
-    args_int(&a, (int64_t)max);
-    args_int(&a, send_max_per_s);
-    args_int(&a, recheck_ms);
-    args_int(&a, BC_CAMPAIGN_LEASE_MS);
+    bc_script_args_str(&a, campaign_id);
+    bc_script_args_int(&a, now_ms);
+    bc_script_args_int(&a, (int64_t)max);
+    bc_script_args_int(&a, send_max_per_s);
+    bc_script_args_int(&a, recheck_ms);
+    bc_script_args_int(&a, BC_CAMPAIGN_LEASE_MS);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_NEXT, &a, 4, &rep, &v, err)) != BC_OK)
@@ -1210,21 +1084,21 @@ bc_status bc_campaign_next(bc_redis *r, const char *campaign_id, int64_t now_ms,
     char code[16], value[80];
     if (v == V_OK) {
         if (!el_name(rep->element[1], kind_names, COUNT(kind_names), &kind) ||
-            !el_str(rep->element[2], out->key_id, sizeof(out->key_id)) ||
-            !el_str(rep->element[3], out->public_b64, sizeof(out->public_b64)) ||
+            !bc_reply_str(rep->element[2], out->key_id, sizeof(out->key_id)) ||
+            !bc_reply_str(rep->element[3], out->public_b64, sizeof(out->public_b64)) ||
             rep->elements - 4 > max)
             st = parse_fail(S_NEXT, err);
         out->kind = (bc_campaign_kind)kind;
         for (size_t i = 4; st == BC_OK && i < rep->elements; i++) {
-            if (!el_str(rep->element[i], out->devices[out->count], sizeof(out->devices[0])))
+            if (!bc_reply_str(rep->element[i], out->devices[out->count], sizeof(out->devices[0])))
                 st = parse_fail(S_NEXT, err);
             out->count++;
         }
     } else if (v == V_NOT_FOUND) {
         st = not_found(rep, "campaign", err);
     } else if (v == V_STATE) {
-        el_at(rep, 1, code, sizeof(code));
-        el_at(rep, 2, value, sizeof(value));
+        bc_reply_at(rep, 1, code, sizeof(code));
+        bc_reply_at(rep, 2, value, sizeof(value));
         if (strcmp(code, "no_key") == 0)
             st = bc_fail(err, BC_ERR_STATE, "campaign %s has no recording key yet", campaign_id);
         else if (strcmp(code, "no_public") == 0)
@@ -1252,25 +1126,25 @@ bc_status bc_campaign_mark_sent(bc_redis *r, const bc_campaign_send *s, bool *ma
         return bc_fail(err, BC_ERR_INVAL,
                        "mark_sent: a device, command id, topic or payload is "
                        "missing or bad");
-    args a;
-    if ((st = args_init(&a, 16, err)) != BC_OK)
+    bc_script_args a;
+    if ((st = bc_script_args_init(&a, 16, err)) != BC_OK)
         return st;
-    args_str(&a, s->campaign_id);
-    args_str(&a, s->device);
-    args_str(&a, bc_campaign_phase_name(s->phase));
-    args_str(&a, s->cmd_id);
-    args_str(&a, install ? s->request_cmd_id : "");
-    args_str(&a, install ? s->fingerprint : "");
-    args_int(&a, s->now_ms);
-    args_int(&a, s->deadline_ms);
-    args_int(&a, BC_CAMPAIGN_CMD_TTL_S);
-    args_str(&a, BC_STREAM_OUTBOX);
-    args_str(&a, BC_FIELD_TOPIC);
-    args_str(&a, BC_FIELD_PAYLOAD);
-    args_str(&a, BC_FIELD_QOS);
-    args_str(&a, BC_FIELD_RETAIN);
-    args_str(&a, s->topic);
-    args_str(&a, s->payload);
+    bc_script_args_str(&a, s->campaign_id);
+    bc_script_args_str(&a, s->device);
+    bc_script_args_str(&a, bc_campaign_phase_name(s->phase));
+    bc_script_args_str(&a, s->cmd_id);
+    bc_script_args_str(&a, install ? s->request_cmd_id : "");
+    bc_script_args_str(&a, install ? s->fingerprint : "");
+    bc_script_args_int(&a, s->now_ms);
+    bc_script_args_int(&a, s->deadline_ms);
+    bc_script_args_int(&a, BC_CAMPAIGN_CMD_TTL_S);
+    bc_script_args_str(&a, BC_STREAM_OUTBOX);
+    bc_script_args_str(&a, BC_FIELD_TOPIC);
+    bc_script_args_str(&a, BC_FIELD_PAYLOAD);
+    bc_script_args_str(&a, BC_FIELD_QOS);
+    bc_script_args_str(&a, BC_FIELD_RETAIN);
+    bc_script_args_str(&a, s->topic);
+    bc_script_args_str(&a, s->payload);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_MARK, &a, 1, &rep, &v, err)) != BC_OK)
@@ -1290,11 +1164,11 @@ bc_status bc_campaign_cmd_get(bc_redis *r, const char *cmd_id, bc_campaign_cmd *
     if (!bc_id_valid(cmd_id))
         return bc_fail(err, BC_ERR_INVAL, "'%.40s' is not a command id",
                        cmd_id != NULL ? cmd_id : "");
-    args a;
-    bc_status st = args_init(&a, 1, err);
+    bc_script_args a;
+    bc_status st = bc_script_args_init(&a, 1, err);
     if (st != BC_OK)
         return st;
-    args_str(&a, cmd_id);
+    bc_script_args_str(&a, cmd_id);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_CMD_GET, &a, 9, &rep, &v, err)) != BC_OK)
@@ -1303,20 +1177,20 @@ bc_status bc_campaign_cmd_get(bc_redis *r, const char *cmd_id, bc_campaign_cmd *
     int phase = 0, kind = 0, state = 0, dstate = 0;
     if (v == V_OK) {
         redisReply *const *e = rep->element;
-        bool ok = el_str(e[1], out->campaign_id, sizeof(out->campaign_id)) &&
-                  el_str(e[2], out->device, sizeof(out->device)) &&
+        bool ok = bc_reply_str(e[1], out->campaign_id, sizeof(out->campaign_id)) &&
+                  bc_reply_str(e[2], out->device, sizeof(out->device)) &&
                   el_name(e[3], phase_names, COUNT(phase_names), &phase) &&
-                  el_str(e[4], out->fingerprint, sizeof(out->fingerprint)) &&
+                  bc_reply_str(e[4], out->fingerprint, sizeof(out->fingerprint)) &&
                   el_name(e[5], kind_names, COUNT(kind_names), &kind) &&
                   el_name(e[6], state_names, COUNT(state_names), &state) &&
-                  (el_is(e[7], "1") || el_is(e[7], "0"));
+                  (bc_reply_is(e[7], "1") || bc_reply_is(e[7], "0"));
         /* a camera whose entry is gone or garbled is not current */
         if (el_name(e[8], dev_state_names, COUNT(dev_state_names), &dstate))
             out->device_state = (bc_campaign_device_state)dstate;
         out->phase = (bc_campaign_phase)phase;
         out->kind = (bc_campaign_kind)kind;
         out->campaign_state = (bc_campaign_state)state;
-        out->current = ok && el_is(e[7], "1");
+        out->current = ok && bc_reply_is(e[7], "1");
         if (!ok)
             st = parse_fail(S_CMD_GET, err);
     } else if (v == V_NOT_FOUND) {
@@ -1342,25 +1216,25 @@ bc_status bc_campaign_finish(bc_redis *r, const char *campaign_id, const char *d
         return bc_fail(err, BC_ERR_INVAL, "finish: bad device, command id or outcome");
     char cut[BC_CAMPAIGN_DETAIL_MAX + 1];
     snprintf(cut, sizeof(cut), "%s", detail != NULL ? detail : "");
-    args a;
-    if ((st = args_init(&a, 9, err)) != BC_OK)
+    bc_script_args a;
+    if ((st = bc_script_args_init(&a, 9, err)) != BC_OK)
         return st;
-    args_str(&a, campaign_id);
-    args_str(&a, device);
-    args_str(&a, cmd_id);
-    args_str(&a, outcome_names[outcome]);
-    args_str(&a, cut);
-    args_int(&a, now_ms);
-    args_int(&a, retry != NULL ? retry->backoff_ms : 0);
-    args_int(&a, retry != NULL ? retry->backoff_max_ms : 0);
-    args_int(&a, retry != NULL ? retry->attempts_max : 1);
+    bc_script_args_str(&a, campaign_id);
+    bc_script_args_str(&a, device);
+    bc_script_args_str(&a, cmd_id);
+    bc_script_args_str(&a, outcome_names[outcome]);
+    bc_script_args_str(&a, cut);
+    bc_script_args_int(&a, now_ms);
+    bc_script_args_int(&a, retry != NULL ? retry->backoff_ms : 0);
+    bc_script_args_int(&a, retry != NULL ? retry->backoff_max_ms : 0);
+    bc_script_args_int(&a, retry != NULL ? retry->attempts_max : 1);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_FINISH, &a, 3, &rep, &v, err)) != BC_OK)
         return st;
     int64_t done = 0;
     int state = 0;
-    if (v == V_OK && el_i64(rep->element[1], &done) &&
+    if (v == V_OK && bc_reply_score(rep->element[1], &done) &&
         el_name(rep->element[2], dev_state_names, COUNT(dev_state_names), &state)) {
         if (applied != NULL)
             *applied = done != 0;
@@ -1381,12 +1255,12 @@ bc_status bc_campaign_expired(bc_redis *r, const char *campaign_id, int64_t now_
 {
     *count = 0;
     bc_status st = check_id(campaign_id, err);
-    args a;
-    if (st != BC_OK || cap == 0 || (st = args_init(&a, 3, err)) != BC_OK)
+    bc_script_args a;
+    if (st != BC_OK || cap == 0 || (st = bc_script_args_init(&a, 3, err)) != BC_OK)
         return st;
-    args_str(&a, campaign_id);
-    args_int(&a, now_ms);
-    args_int(&a, (int64_t)cap);
+    bc_script_args_str(&a, campaign_id);
+    bc_script_args_int(&a, now_ms);
+    bc_script_args_int(&a, (int64_t)cap);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_EXPIRED, &a, 1, &rep, &v, err)) != BC_OK)
@@ -1400,10 +1274,10 @@ bc_status bc_campaign_expired(bc_redis *r, const char *campaign_id, int64_t now_
         bc_campaign_expired_cmd *x = &out[*count];
         int phase = 0;
         memset(x, 0, sizeof(*x));
-        if (!el_str(rep->element[i], x->device, sizeof(x->device)) ||
-            !el_str(rep->element[i + 1], x->cmd_id, sizeof(x->cmd_id)) ||
+        if (!bc_reply_str(rep->element[i], x->device, sizeof(x->device)) ||
+            !bc_reply_str(rep->element[i + 1], x->cmd_id, sizeof(x->cmd_id)) ||
             !el_name(rep->element[i + 2], phase_names, COUNT(phase_names), &phase) ||
-            !el_str(rep->element[i + 3], x->fingerprint, sizeof(x->fingerprint))) {
+            !bc_reply_str(rep->element[i + 3], x->fingerprint, sizeof(x->fingerprint))) {
             st = parse_fail(S_EXPIRED, err);
             break;
         }
@@ -1416,8 +1290,8 @@ bc_status bc_campaign_expired(bc_redis *r, const char *campaign_id, int64_t now_
 
 bc_status bc_campaign_watched(bc_redis *r, bc_campaign_id_fn fn, void *userdata, bc_error *err)
 {
-    args a;
-    bc_status st = args_init(&a, 0, err);
+    bc_script_args a;
+    bc_status st = bc_script_args_init(&a, 0, err);
     if (st != BC_OK)
         return st;
     redisReply *rep = NULL;
@@ -1428,7 +1302,7 @@ bc_status bc_campaign_watched(bc_redis *r, bc_campaign_id_fn fn, void *userdata,
         st = parse_fail(S_WATCHED, err);
     for (size_t i = 1; st == BC_OK && i < rep->elements; i++) {
         char id[BC_CAMPAIGN_ID_MAX + 1];
-        if (!el_str(rep->element[i], id, sizeof(id)))
+        if (!bc_reply_str(rep->element[i], id, sizeof(id)))
             st = parse_fail(S_WATCHED, err);
         else if (!fn(id, userdata))
             break;
@@ -1443,19 +1317,19 @@ bc_status bc_campaign_rate_take(bc_redis *r, const char *name, int64_t per_s, in
     *granted = 0;
     if (!bc_id_valid(name) || per_s < 1 || want < 0)
         return bc_fail(err, BC_ERR_INVAL, "rate_take: bad bucket name, rate or count");
-    args a;
-    bc_status st = args_init(&a, 4, err);
+    bc_script_args a;
+    bc_status st = bc_script_args_init(&a, 4, err);
     if (st != BC_OK)
         return st;
-    args_str(&a, name);
-    args_int(&a, per_s);
-    args_int(&a, want);
-    args_int(&a, now_ms);
+    bc_script_args_str(&a, name);
+    bc_script_args_int(&a, per_s);
+    bc_script_args_int(&a, want);
+    bc_script_args_int(&a, now_ms);
     redisReply *rep = NULL;
     verdict v = V_OK;
     if ((st = script_call(r, S_RATE, &a, 2, &rep, &v, err)) != BC_OK)
         return st;
-    if (v != V_OK || !el_i64(rep->element[1], granted))
+    if (v != V_OK || !bc_reply_score(rep->element[1], granted))
         st = parse_fail(S_RATE, err);
     freeReplyObject(rep);
     return st;
@@ -1463,8 +1337,8 @@ bc_status bc_campaign_rate_take(bc_redis *r, const char *name, int64_t per_s, in
 
 bc_status bc_campaign_totals_get(bc_redis *r, bc_campaign_totals *out, bc_error *err)
 {
-    args a;
-    bc_status st = args_init(&a, 0, err);
+    bc_script_args a;
+    bc_status st = bc_script_args_init(&a, 0, err);
     if (st != BC_OK)
         return st;
     redisReply *rep = NULL;
@@ -1472,9 +1346,10 @@ bc_status bc_campaign_totals_get(bc_redis *r, bc_campaign_totals *out, bc_error 
     if ((st = script_call(r, S_TOTALS, &a, 5, &rep, &v, err)) != BC_OK)
         return st;
     memset(out, 0, sizeof(*out));
-    if (v != V_OK || !el_i64(rep->element[1], &out->active) ||
-        !el_i64(rep->element[2], &out->cameras) || !el_i64(rep->element[3], &out->done) ||
-        !el_i64(rep->element[4], &out->failed))
+    if (v != V_OK || !bc_reply_score(rep->element[1], &out->active) ||
+        !bc_reply_score(rep->element[2], &out->cameras) ||
+        !bc_reply_score(rep->element[3], &out->done) ||
+        !bc_reply_score(rep->element[4], &out->failed))
         st = parse_fail(S_TOTALS, err);
     freeReplyObject(rep);
     return st;

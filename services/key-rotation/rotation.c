@@ -30,6 +30,7 @@
 #include "common/clock.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/redis_status.h"
 #include "key-rotation/rotation.h"
 
 #define LOOP_MAX_WAIT_MS 1000
@@ -40,18 +41,12 @@ static const bc_stream_handler handlers[ROT_STREAMS] = {rot_acks_handle, rot_ide
 
 void rot_redis_failed(rotation *r, const char *what, const bc_error *err)
 {
-    if (r->cmd_failing || err == NULL)
-        return;
-    r->cmd_failing = true;
-    log_warnx("%s: %s (quiet until Redis answers again)", what, err->text);
+    bc_redis_outage_failed(&r->cmd_failing, what, err);
 }
 
 void rot_redis_ok(rotation *r)
 {
-    if (!r->cmd_failing)
-        return;
-    r->cmd_failing = false;
-    log_info("redis %s:%" PRId64 " answers again", r->cfg.redis_host, r->cfg.redis_port);
+    bc_redis_outage_over(&r->cmd_failing, r->cfg.redis_host, r->cfg.redis_port);
 }
 
 bc_campaign_retry rot_retry(const rotation *r)
@@ -117,10 +112,7 @@ static void write_status(rotation *r, const char *state)
     const rot_stats *s = &r->stats;
     char key[96];
     snprintf(key, sizeof(key), ROT_STATUS_KEY_PREFIX "%s", r->cfg.instance);
-    struct {
-        const char *name;
-        int64_t value;
-    } nums[] = {
+    const bc_status_num nums[] = {
         {"pid", (int64_t)getpid()},
         {"since", r->started_ms},
         {"updated_at", bc_clock_now_ms()},
@@ -137,27 +129,13 @@ static void write_status(rotation *r, const char *state)
         {"timeouts", (int64_t)s->timeouts},
         {"alerts", (int64_t)s->alerts},
     };
-    enum { NNUMS = sizeof(nums) / sizeof(nums[0]) };
-    char vals[NNUMS][24];
-    const char *argv[4 + 2 * NNUMS];
-    int argc = 0;
-    argv[argc++] = "HSET";
-    argv[argc++] = key;
-    argv[argc++] = "state";
-    argv[argc++] = state;
-    for (size_t i = 0; i < NNUMS; i++) {
-        snprintf(vals[i], sizeof(vals[i]), "%" PRId64, nums[i].value);
-        argv[argc++] = nums[i].name;
-        argv[argc++] = vals[i];
-    }
-    redisReply *reply = NULL;
     bc_error err;
     bc_error_clear(&err);
-    if (bc_redis_command(&r->cmd, argc, argv, NULL, &reply, &err) != BC_OK) {
+    if (bc_status_hash_write(&r->cmd, key, state, nums, sizeof(nums) / sizeof(nums[0]), &err) !=
+        BC_OK) {
         rot_redis_failed(r, "status", &err);
         return;
     }
-    freeReplyObject(reply);
     rot_redis_ok(r);
 }
 

@@ -48,6 +48,7 @@
 
 #include <openssl/asn1.h>
 
+#include "common/reply.h"
 #include "common/script.h"
 #include "proto/encoding.h"
 
@@ -982,82 +983,20 @@ static bc_status scripts_ready(bc_error *err)
 
 /* ---- script arguments ---- */
 
-#define ARG_NUM 24                   /* an int64 in decimal with its sign and NUL */
 #define ARG_HEAD BC_SCRIPT_ARGV_HEAD /* EVALSHA sha numkeys */
 
-typedef struct args {
-    size_t n, cap;        /* arguments after the head */
-    const char **v;       /* ARG_HEAD + cap */
-    size_t *len;          /* ARG_HEAD + cap */
-    char (*num)[ARG_NUM]; /* cap: the text of integer arguments */
-    bool overflow;
-} args;
-
-static bc_status args_init(args *a, size_t cap, bc_error *err)
-{
-    memset(a, 0, sizeof(*a));
-    a->cap = cap;
-    a->v = calloc(ARG_HEAD + cap, sizeof(*a->v));
-    a->len = calloc(ARG_HEAD + cap, sizeof(*a->len));
-    a->num = calloc(cap > 0 ? cap : 1, sizeof(*a->num));
-    if (a->v == NULL || a->len == NULL || a->num == NULL)
-        return bc_fail(err, BC_ERR_NOMEM, "no memory for %zu script arguments", cap);
-    return BC_OK;
-}
-
-static void args_free(args *a)
-{
-    free(a->v);
-    free(a->len);
-    free(a->num);
-    memset(a, 0, sizeof(*a));
-}
-
-static void args_str(args *a, const char *s)
-{
-    if (a->n >= a->cap) {
-        a->overflow = true;
-        return;
-    }
-    a->v[ARG_HEAD + a->n] = s != NULL ? s : "";
-    a->len[ARG_HEAD + a->n] = s != NULL ? strlen(s) : 0;
-    a->n++;
-}
-
-static void args_int(args *a, int64_t v)
-{
-    if (a->n >= a->cap) {
-        a->overflow = true;
-        return;
-    }
-    snprintf(a->num[a->n], ARG_NUM, "%lld", (long long)v);
-    args_str(a, a->num[a->n]);
-}
-
-static void args_u64(args *a, uint64_t v)
-{
-    if (a->n >= a->cap) {
-        a->overflow = true;
-        return;
-    }
-    snprintf(a->num[a->n], ARG_NUM, "%llu", (unsigned long long)v);
-    args_str(a, a->num[a->n]);
-}
-
 /* The script's arguments are complete and its source is built. */
-static bc_status args_check(script_id id, const args *a, bc_error *err)
+static bc_status args_check(script_id id, const bc_script_args *a, bc_error *err)
 {
     bc_status st = scripts_ready(err);
     if (st != BC_OK)
         return st;
-    if (a->overflow)
-        return bc_fail(err, BC_ERR_TOO_BIG, "script %s: more than %zu arguments", scripts[id].name,
-                       a->cap);
-    return BC_OK;
+    return bc_script_args_check(&scripts[id].run, a, err);
 }
 
 /* Runs a script: EVALSHA, and EVAL after NOSCRIPT. */
-static bc_status script_run(bc_redis *r, script_id id, args *a, redisReply **out, bc_error *err)
+static bc_status script_run(bc_redis *r, script_id id, bc_script_args *a, redisReply **out,
+                            bc_error *err)
 {
     *out = NULL;
     bc_status st = args_check(id, a, err);
@@ -1065,7 +1004,7 @@ static bc_status script_run(bc_redis *r, script_id id, args *a, redisReply **out
         return st;
     bc_error local;
     bc_error_clear(&local);
-    st = bc_script_run(r, &scripts[id].run, (int)(ARG_HEAD + a->n), a->v, a->len, out, &local);
+    st = bc_script_args_run(r, &scripts[id].run, a, out, &local);
     if (st != BC_OK)
         return bc_fail(err, st, "catalog script %s: %s", scripts[id].name, local.text);
     return BC_OK;
@@ -1081,107 +1020,33 @@ bc_status bc_catalog_scripts_load(bc_redis *r, bc_error *err)
 
 /* ---- reading replies ---- */
 
+/* Verdicts: bc_reply_verdict's index into verdict_words, V_OK being 0. */
 typedef enum verdict { V_OK, V_NOT_FOUND, V_STATE, V_INVAL } verdict;
 
-static bool el_is(const redisReply *e, const char *s)
-{
-    size_t n = strlen(s);
-    return e != NULL && e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, s, n) == 0;
-}
-
-/* Copies a string element into dst[cap]; false when it does not fit or is
- * not a string. */
-static bool el_str(const redisReply *e, char *dst, size_t cap)
-{
-    if (e == NULL || e->type != REDIS_REPLY_STRING || e->len >= cap ||
-        memchr(e->str, '\0', e->len) != NULL)
-        return false;
-    memcpy(dst, e->str, e->len);
-    dst[e->len] = '\0';
-    return true;
-}
-
-static bool el_i64(const redisReply *e, int64_t *v)
-{
-    if (e != NULL && e->type == REDIS_REPLY_INTEGER) {
-        *v = e->integer;
-        return true;
-    }
-    char buf[ARG_NUM];
-    if (!el_str(e, buf, sizeof(buf)) || buf[0] == '\0')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(buf, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    *v = x;
-    return true;
-}
-
-static bool el_u64(const redisReply *e, uint64_t *v)
-{
-    char buf[ARG_NUM];
-    if (!el_str(e, buf, sizeof(buf)) || buf[0] < '0' || buf[0] > '9')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = strtoull(buf, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    *v = x;
-    return true;
-}
-
-static bool el_bool(const redisReply *e, bool *v)
-{
-    if (el_is(e, "1") || el_is(e, "0")) {
-        *v = el_is(e, "1");
-        return true;
-    }
-    return false;
-}
-
-/* A count element n with at least n * stride elements after it. */
-static bool el_count(const redisReply *rep, size_t at, size_t stride, size_t *n)
-{
-    int64_t v = 0;
-    if (at >= rep->elements || !el_i64(rep->element[at], &v) || v < 0)
-        return false;
-    if ((uint64_t)v > (rep->elements - at - 1) / stride)
-        return false;
-    *n = (size_t)v;
-    return true;
-}
+static const bc_reply_word verdict_words[] = {
+    {"not_found", 0},
+    {"state", 3},
+    {"inval", 3},
+};
 
 /* The verdict of a script reply. *v is V_OK only when the array has at
  * least min_ok elements. */
 static bc_status reply_verdict(const redisReply *rep, script_id id, size_t min_ok, verdict *v,
                                bc_error *err)
 {
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1) {
-        const redisReply *e = rep->element[0];
-        if (el_is(e, "ok") && rep->elements >= min_ok) {
-            *v = V_OK;
-            return BC_OK;
-        }
-        if (el_is(e, "not_found")) {
-            *v = V_NOT_FOUND;
-            return BC_OK;
-        }
-        if ((el_is(e, "state") || el_is(e, "inval")) && rep->elements == 3) {
-            *v = el_is(e, "state") ? V_STATE : V_INVAL;
-            return BC_OK;
-        }
-    }
-    return bc_fail(err, BC_ERR_PARSE, "catalog script %s answered an unexpected reply",
-                   scripts[id].name);
+    int word = bc_reply_verdict(rep, min_ok, verdict_words,
+                                sizeof(verdict_words) / sizeof(verdict_words[0]));
+    if (word < 0)
+        return bc_fail(err, BC_ERR_PARSE, "catalog script %s answered an unexpected reply",
+                       scripts[id].name);
+    *v = (verdict)word;
+    return BC_OK;
 }
 
 /* A script call and its verdict (reply_verdict). *out is the reply, for
  * the caller to free also when the verdict fails; NULL when the call did. */
-static bc_status script_call(bc_redis *r, script_id id, args *a, size_t min_ok, redisReply **out,
-                             verdict *v, bc_error *err)
+static bc_status script_call(bc_redis *r, script_id id, bc_script_args *a, size_t min_ok,
+                             redisReply **out, verdict *v, bc_error *err)
 {
     bc_status st = script_run(r, id, a, out, err);
     if (st == BC_OK)
@@ -1190,11 +1055,11 @@ static bc_status script_call(bc_redis *r, script_id id, args *a, size_t min_ok, 
 }
 
 /* Frees what a call leaves: its reply (NULL is fine) and its arguments. */
-static void call_done(args *a, redisReply *rep)
+static void call_done(bc_script_args *a, redisReply *rep)
 {
     if (rep != NULL)
         freeReplyObject(rep);
-    args_free(a);
+    bc_script_args_free(a);
 }
 
 static bc_status parse_fail(script_id id, bc_error *err)
@@ -1242,7 +1107,7 @@ const char *bc_request_status_name(bc_request_status s)
 static bool name_index(const redisReply *e, const char *const *names, int count, int *out)
 {
     for (int i = 0; i < count; i++) {
-        if (el_is(e, names[i])) {
+        if (bc_reply_is(e, names[i])) {
             *out = i;
             return true;
         }
@@ -1270,19 +1135,22 @@ static bool parse_recording(redisReply *const *e, bc_recording_meta *m)
     int status = 0;
     bool emergency = false;
     bool ok =
-        el_str(e[RF_REF], m->ref, sizeof(m->ref)) &&
-        el_str(e[RF_DEVICE], m->device, sizeof(m->device)) &&
-        el_str(e[RF_RECORDING_ID], m->recording_id, sizeof(m->recording_id)) &&
-        el_str(e[RF_OFFICER], m->officer, sizeof(m->officer)) &&
-        el_i64(e[RF_RECORDED_AT], &m->recorded_at) && el_i64(e[RF_DURATION_MS], &m->duration_ms) &&
-        el_i64(e[RF_WARNINGS], &m->warnings) && el_bool(e[RF_EMERGENCY], &emergency) &&
-        el_str(e[RF_KEY_ID], m->key_id, sizeof(m->key_id)) &&
-        el_str(e[RF_SHA256], m->sha256, sizeof(m->sha256)) && el_i64(e[RF_SIZE], &m->size) &&
-        el_i64(e[RF_COMMITTED_AT], &m->committed_at) &&
-        el_i64(e[RF_DELETE_AFTER], &m->delete_after) &&
+        bc_reply_str(e[RF_REF], m->ref, sizeof(m->ref)) &&
+        bc_reply_str(e[RF_DEVICE], m->device, sizeof(m->device)) &&
+        bc_reply_str(e[RF_RECORDING_ID], m->recording_id, sizeof(m->recording_id)) &&
+        bc_reply_str(e[RF_OFFICER], m->officer, sizeof(m->officer)) &&
+        bc_reply_i64(e[RF_RECORDED_AT], &m->recorded_at) &&
+        bc_reply_i64(e[RF_DURATION_MS], &m->duration_ms) &&
+        bc_reply_i64(e[RF_WARNINGS], &m->warnings) && bc_reply_bool(e[RF_EMERGENCY], &emergency) &&
+        bc_reply_str(e[RF_KEY_ID], m->key_id, sizeof(m->key_id)) &&
+        bc_reply_str(e[RF_SHA256], m->sha256, sizeof(m->sha256)) &&
+        bc_reply_i64(e[RF_SIZE], &m->size) && bc_reply_i64(e[RF_COMMITTED_AT], &m->committed_at) &&
+        bc_reply_i64(e[RF_DELETE_AFTER], &m->delete_after) &&
         name_index(e[RF_STATUS], rec_status_names, 3, &status) &&
-        el_i64(e[RF_PURGED_AT], &m->purged_at) && el_u64(e[RF_COMMIT_SEQ], &m->commit_audit_seq) &&
-        el_u64(e[RF_PURGE_SEQ], &m->purge_audit_seq) && el_i64(e[RF_COUNT], &m->active_holds);
+        bc_reply_i64(e[RF_PURGED_AT], &m->purged_at) &&
+        bc_reply_u64(e[RF_COMMIT_SEQ], &m->commit_audit_seq) &&
+        bc_reply_u64(e[RF_PURGE_SEQ], &m->purge_audit_seq) &&
+        bc_reply_i64(e[RF_COUNT], &m->active_holds);
     m->emergency = emergency;
     m->status = (bc_recording_status)status;
     return ok;
@@ -1293,16 +1161,18 @@ static bool parse_hold(redisReply *const *e, bc_hold *h)
     memset(h, 0, sizeof(*h));
     int reason = 0;
     bool active = false;
-    bool ok = el_str(e[HF_ID], h->id, sizeof(h->id)) && el_str(e[HF_REF], h->ref, sizeof(h->ref)) &&
+    bool ok = bc_reply_str(e[HF_ID], h->id, sizeof(h->id)) &&
+              bc_reply_str(e[HF_REF], h->ref, sizeof(h->ref)) &&
               name_index(e[HF_REASON], reason_names, 3, &reason) &&
-              el_str(e[HF_CASE_REF], h->case_ref, sizeof(h->case_ref)) &&
-              el_str(e[HF_PLACED_BY], h->placed_by, sizeof(h->placed_by)) &&
-              el_i64(e[HF_PLACED_AT], &h->placed_at) &&
-              el_str(e[HF_NOTE], h->note, sizeof(h->note)) && el_bool(e[HF_ACTIVE], &active) &&
-              el_i64(e[HF_RELEASED_AT], &h->released_at) &&
-              el_str(e[HF_RELEASED_BY], h->released_by, sizeof(h->released_by)) &&
-              el_str(e[HF_RELEASE_NOTE], h->release_note, sizeof(h->release_note)) &&
-              el_str(e[HF_REQUEST_ID], h->request_id, sizeof(h->request_id));
+              bc_reply_str(e[HF_CASE_REF], h->case_ref, sizeof(h->case_ref)) &&
+              bc_reply_str(e[HF_PLACED_BY], h->placed_by, sizeof(h->placed_by)) &&
+              bc_reply_i64(e[HF_PLACED_AT], &h->placed_at) &&
+              bc_reply_str(e[HF_NOTE], h->note, sizeof(h->note)) &&
+              bc_reply_bool(e[HF_ACTIVE], &active) &&
+              bc_reply_i64(e[HF_RELEASED_AT], &h->released_at) &&
+              bc_reply_str(e[HF_RELEASED_BY], h->released_by, sizeof(h->released_by)) &&
+              bc_reply_str(e[HF_RELEASE_NOTE], h->release_note, sizeof(h->release_note)) &&
+              bc_reply_str(e[HF_REQUEST_ID], h->request_id, sizeof(h->request_id));
     h->reason = (bc_hold_reason)reason;
     h->active = active;
     return ok;
@@ -1312,7 +1182,7 @@ static bool parse_hold(redisReply *const *e, bc_hold *h)
 static bool parse_cameras(const redisReply *e, bc_access_request *q)
 {
     char list[BC_REQUEST_CAMERAS_MAX * (BC_DEVICE_ID_MAX + 1) + 1];
-    if (!el_str(e, list, sizeof(list)))
+    if (!bc_reply_str(e, list, sizeof(list)))
         return false;
     q->camera_count = 0;
     if (list[0] == '\0')
@@ -1332,22 +1202,23 @@ static bool parse_request(redisReply *const *e, bc_access_request *q)
     int status = 0;
     bool extended = false;
     bool alerted = false;
-    bool ok = el_str(e[QF_ID], q->id, sizeof(q->id)) &&
-              el_str(e[QF_REQUESTER], q->requester, sizeof(q->requester)) &&
-              el_str(e[QF_CONTACT], q->contact, sizeof(q->contact)) &&
-              el_i64(e[QF_WINDOW_FROM], &q->window_from) &&
-              el_i64(e[QF_WINDOW_TO], &q->window_to) &&
-              el_str(e[QF_PLACE], q->place, sizeof(q->place)) && parse_cameras(e[QF_CAMERAS], q) &&
-              el_str(e[QF_OFFICER], q->officer, sizeof(q->officer)) &&
-              el_i64(e[QF_REGISTERED_AT], &q->registered_at) &&
-              el_str(e[QF_REGISTERED_BY], q->registered_by, sizeof(q->registered_by)) &&
-              el_i64(e[QF_DEADLINE], &q->deadline) && el_bool(e[QF_EXTENDED], &extended) &&
-              el_str(e[QF_EXTENSION_REASON], q->extension_reason, sizeof(q->extension_reason)) &&
-              name_index(e[QF_STATUS], req_status_names, 2, &status) &&
-              el_i64(e[QF_CLOSED_AT], &q->closed_at) &&
-              el_str(e[QF_ANSWER], q->answer, sizeof(q->answer)) &&
-              el_bool(e[QF_OVERDUE_ALERTED], &alerted) && el_i64(e[QF_HELD], &q->held) &&
-              el_i64(e[QF_PURGED], &q->purged);
+    bool ok =
+        bc_reply_str(e[QF_ID], q->id, sizeof(q->id)) &&
+        bc_reply_str(e[QF_REQUESTER], q->requester, sizeof(q->requester)) &&
+        bc_reply_str(e[QF_CONTACT], q->contact, sizeof(q->contact)) &&
+        bc_reply_i64(e[QF_WINDOW_FROM], &q->window_from) &&
+        bc_reply_i64(e[QF_WINDOW_TO], &q->window_to) &&
+        bc_reply_str(e[QF_PLACE], q->place, sizeof(q->place)) && parse_cameras(e[QF_CAMERAS], q) &&
+        bc_reply_str(e[QF_OFFICER], q->officer, sizeof(q->officer)) &&
+        bc_reply_i64(e[QF_REGISTERED_AT], &q->registered_at) &&
+        bc_reply_str(e[QF_REGISTERED_BY], q->registered_by, sizeof(q->registered_by)) &&
+        bc_reply_i64(e[QF_DEADLINE], &q->deadline) && bc_reply_bool(e[QF_EXTENDED], &extended) &&
+        bc_reply_str(e[QF_EXTENSION_REASON], q->extension_reason, sizeof(q->extension_reason)) &&
+        name_index(e[QF_STATUS], req_status_names, 2, &status) &&
+        bc_reply_i64(e[QF_CLOSED_AT], &q->closed_at) &&
+        bc_reply_str(e[QF_ANSWER], q->answer, sizeof(q->answer)) &&
+        bc_reply_bool(e[QF_OVERDUE_ALERTED], &alerted) && bc_reply_i64(e[QF_HELD], &q->held) &&
+        bc_reply_i64(e[QF_PURGED], &q->purged);
     q->extended = extended;
     q->overdue_alerted = alerted;
     q->status = (bc_request_status)status;
@@ -1358,10 +1229,11 @@ static bool parse_match(redisReply *const *e, bc_request_match *m)
 {
     memset(m, 0, sizeof(*m));
     int status = 0;
-    bool ok = el_str(e[0], m->ref, sizeof(m->ref)) &&
+    bool ok = bc_reply_str(e[0], m->ref, sizeof(m->ref)) &&
               name_index(e[1], rec_status_names, 3, &status) &&
-              el_str(e[2], m->hold_id, sizeof(m->hold_id)) && el_i64(e[3], &m->recorded_at) &&
-              el_i64(e[4], &m->purged_at) && el_u64(e[5], &m->purge_audit_seq);
+              bc_reply_str(e[2], m->hold_id, sizeof(m->hold_id)) &&
+              bc_reply_i64(e[3], &m->recorded_at) && bc_reply_i64(e[4], &m->purged_at) &&
+              bc_reply_u64(e[5], &m->purge_audit_seq);
     m->status = (bc_recording_status)status;
     return ok;
 }
@@ -1487,60 +1359,60 @@ static bc_status commit_check(bc_recording_meta *m, bc_error *err)
 }
 
 /* One field of a new record as the commit script takes it. */
-static void commit_arg(args *a, const bc_recording_meta *m, int field)
+static void commit_arg(bc_script_args *a, const bc_recording_meta *m, int field)
 {
     switch (field) {
     case RF_REF:
-        args_str(a, m->ref);
+        bc_script_args_str(a, m->ref);
         break;
     case RF_DEVICE:
-        args_str(a, m->device);
+        bc_script_args_str(a, m->device);
         break;
     case RF_RECORDING_ID:
-        args_str(a, m->recording_id);
+        bc_script_args_str(a, m->recording_id);
         break;
     case RF_RECORDED_AT:
-        args_int(a, m->recorded_at);
+        bc_script_args_int(a, m->recorded_at);
         break;
     case RF_DURATION_MS:
-        args_int(a, m->duration_ms);
+        bc_script_args_int(a, m->duration_ms);
         break;
     case RF_WARNINGS:
-        args_int(a, m->warnings);
+        bc_script_args_int(a, m->warnings);
         break;
     case RF_EMERGENCY:
-        args_str(a, m->emergency ? "1" : "0");
+        bc_script_args_str(a, m->emergency ? "1" : "0");
         break;
     case RF_KEY_ID:
-        args_str(a, m->key_id);
+        bc_script_args_str(a, m->key_id);
         break;
     case RF_SHA256:
-        args_str(a, m->sha256);
+        bc_script_args_str(a, m->sha256);
         break;
     case RF_SIZE:
-        args_int(a, m->size);
+        bc_script_args_int(a, m->size);
         break;
     case RF_COMMITTED_AT:
-        args_int(a, m->committed_at);
+        bc_script_args_int(a, m->committed_at);
         break;
     case RF_DELETE_AFTER:
-        args_int(a, m->delete_after);
+        bc_script_args_int(a, m->delete_after);
         break;
     case RF_STATUS:
-        args_str(a, "committed");
+        bc_script_args_str(a, "committed");
         break;
     default:
-        args_str(a, field == RF_OFFICER ? "" : "0");
+        bc_script_args_str(a, field == RF_OFFICER ? "" : "0");
         break; /* set by the script, or 0 */
     }
 }
 
 /* The record in rec_fields order, then now_ms. */
-static void commit_args(args *a, const bc_recording_meta *m, int64_t now_ms)
+static void commit_args(bc_script_args *a, const bc_recording_meta *m, int64_t now_ms)
 {
     for (int f = 0; f < RF_COUNT; f++)
         commit_arg(a, m, f);
-    args_int(a, now_ms);
+    bc_script_args_int(a, now_ms);
 }
 
 #define COMMIT_ARGS (RF_COUNT + 1)
@@ -1555,8 +1427,8 @@ static bc_status commit_parse(const redisReply *rep, bc_recording_meta *m, bool 
         return st;
     size_t n = 0;
     int64_t made = 0;
-    if (v != V_OK || !el_i64(rep->element[1], &made) || !parse_recording(rep->element + 2, m) ||
-        !el_count(rep, 2 + REC_STRIDE, 2, &n))
+    if (v != V_OK || !bc_reply_i64(rep->element[1], &made) ||
+        !parse_recording(rep->element + 2, m) || !bc_reply_count(rep, 2 + REC_STRIDE, 2, &n))
         return parse_fail(S_COMMIT, err);
     if (created != NULL)
         *created = made == 1;
@@ -1565,8 +1437,8 @@ static bc_status commit_parse(const redisReply *rep, bc_recording_meta *m, bool 
         redisReply *const *e = rep->element + 2 + REC_STRIDE + 1 + 2 * i;
         bc_catalog_hold_ref *h = &holds[kept];
         memset(h, 0, sizeof(*h));
-        if (!el_str(e[0], h->hold_id, sizeof(h->hold_id)) ||
-            !el_str(e[1], h->request_id, sizeof(h->request_id)))
+        if (!bc_reply_str(e[0], h->hold_id, sizeof(h->hold_id)) ||
+            !bc_reply_str(e[1], h->request_id, sizeof(h->request_id)))
             return parse_fail(S_COMMIT, err);
         snprintf(h->ref, sizeof(h->ref), "%s", m->ref);
         kept++;
@@ -1585,9 +1457,9 @@ bc_status bc_catalog_commit(bc_redis *r, bc_recording_meta *m, int64_t now_ms, b
     bc_status st = commit_check(m, err);
     if (st != BC_OK)
         return st;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    st = args_init(&a, COMMIT_ARGS, err);
+    st = bc_script_args_init(&a, COMMIT_ARGS, err);
     if (st != BC_OK)
         goto cleanup;
     commit_args(&a, m, now_ms);
@@ -1605,8 +1477,8 @@ bc_status bc_catalog_commit_append(bc_redis *r, bc_recording_meta *m, int64_t no
     bc_status st = commit_check(m, err);
     if (st != BC_OK)
         return st;
-    args a;
-    st = args_init(&a, COMMIT_ARGS, err);
+    bc_script_args a;
+    st = bc_script_args_init(&a, COMMIT_ARGS, err);
     if (st != BC_OK)
         goto cleanup;
     commit_args(&a, m, now_ms);
@@ -1615,7 +1487,7 @@ bc_status bc_catalog_commit_append(bc_redis *r, bc_recording_meta *m, int64_t no
         goto cleanup;
     st = bc_script_append(r, &scripts[S_COMMIT].run, (int)(ARG_HEAD + a.n), a.v, a.len, err);
 cleanup:
-    args_free(&a);
+    bc_script_args_free(&a);
     return st;
 }
 
@@ -1635,7 +1507,8 @@ bc_status bc_catalog_commit_reply(bc_redis *r, bc_recording_meta *m, bool *creat
 }
 
 /* Runs a script whose only answers are 'ok' and 'not_found'. */
-static bc_status run_simple(bc_redis *r, script_id id, args *a, const char *what, bc_error *err)
+static bc_status run_simple(bc_redis *r, script_id id, bc_script_args *a, const char *what,
+                            bc_error *err)
 {
     redisReply *rep = NULL;
     verdict v = V_OK;
@@ -1653,16 +1526,16 @@ bc_status bc_catalog_commit_audited(bc_redis *r, const char *ref, uint64_t seq, 
 {
     if (bc_ref_split(ref, NULL, NULL) != BC_OK)
         return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref", ref ? ref : "");
-    args a;
-    bc_status st = args_init(&a, 2, err);
+    bc_script_args a;
+    bc_status st = bc_script_args_init(&a, 2, err);
     if (st == BC_OK) {
-        args_str(&a, ref);
-        args_u64(&a, seq);
+        bc_script_args_str(&a, ref);
+        bc_script_args_u64(&a, seq);
         char what[BC_REF_MAX + 16];
         snprintf(what, sizeof(what), "recording %s", ref);
         st = run_simple(r, S_COMMIT_AUDITED, &a, what, err);
     }
-    args_free(&a);
+    bc_script_args_free(&a);
     return st;
 }
 
@@ -1679,7 +1552,7 @@ bc_status bc_catalog_unaudited(bc_redis *r, bc_catalog_ref_fn fn, void *userdata
     }
     for (size_t i = 0; i < rep->elements; i++) {
         char ref[BC_REF_MAX + 1];
-        if (!el_str(rep->element[i], ref, sizeof(ref))) {
+        if (!bc_reply_str(rep->element[i], ref, sizeof(ref))) {
             st = bc_fail(err, BC_ERR_PARSE, "the unaudited set holds a member that is no ref");
             goto cleanup;
         }
@@ -1696,12 +1569,12 @@ bc_status bc_catalog_recording_get(bc_redis *r, const char *ref, bc_recording_me
 {
     if (bc_ref_split(ref, NULL, NULL) != BC_OK)
         return bc_fail(err, BC_ERR_INVAL, "'%s' is not a recording ref", ref ? ref : "");
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    bc_status st = args_init(&a, 1, err);
+    bc_status st = bc_script_args_init(&a, 1, err);
     if (st != BC_OK)
         goto cleanup;
-    args_str(&a, ref);
+    bc_script_args_str(&a, ref);
     verdict v = V_OK;
     st = script_call(r, S_REC_GET, &a, 1 + REC_STRIDE, &rep, &v, err);
     if (st != BC_OK)
@@ -1731,7 +1604,7 @@ static bc_status page_check(const redisReply *rep, script_id id, size_t stride, 
     if (st != BC_OK)
         return st;
     int64_t m = 0;
-    if (v != V_OK || !el_i64(rep->element[1], &m) || (rep->elements - 2) % stride != 0)
+    if (v != V_OK || !bc_reply_i64(rep->element[1], &m) || (rep->elements - 2) % stride != 0)
         return parse_fail(id, err);
     *more = m == 1;
     *items = (rep->elements - 2) / stride;
@@ -1745,7 +1618,7 @@ typedef struct pager {
     size_t stride;
     size_t nargs; /* the script's arguments, the page's two included */
     /* Adds the arguments for the page at offset (args_page among them). */
-    bc_status (*add_args)(args *a, size_t offset, void *ctx, bc_error *err);
+    bc_status (*add_args)(bc_script_args *a, size_t offset, void *ctx, bc_error *err);
     /* Parses the item at e and hands it on; false when it does not parse,
      * *go_on false to stop the listing. */
     bool (*item)(redisReply *const *e, void *ctx, bool *go_on);
@@ -1753,10 +1626,10 @@ typedef struct pager {
 } pager;
 
 /* The page's offset and size, as every list script takes them. */
-static void args_page(args *a, size_t offset)
+static void args_page(bc_script_args *a, size_t offset)
 {
-    args_int(a, (int64_t)offset);
-    args_int(a, LIST_PAGE);
+    bc_script_args_int(a, (int64_t)offset);
+    bc_script_args_int(a, LIST_PAGE);
 }
 
 /* Calls the list script page after page until the list ends or an item
@@ -1767,11 +1640,11 @@ static bc_status pages_walk(bc_redis *r, const pager *p, bc_error *err)
     bool more = true;
     bc_status st = BC_OK;
     while (more && st == BC_OK) {
-        args a;
+        bc_script_args a;
         redisReply *rep = NULL;
         size_t items = 0;
         bool go_on = true;
-        st = args_init(&a, p->nargs, err);
+        st = bc_script_args_init(&a, p->nargs, err);
         if (st == BC_OK)
             st = p->add_args(&a, offset, p->ctx, err);
         if (st == BC_OK)
@@ -1786,7 +1659,7 @@ static bc_status pages_walk(bc_redis *r, const pager *p, bc_error *err)
         offset += LIST_PAGE;
         if (rep != NULL)
             freeReplyObject(rep);
-        args_free(&a);
+        bc_script_args_free(&a);
     }
     return st;
 }
@@ -1798,7 +1671,7 @@ typedef struct rec_lister {
     size_t seen;
 } rec_lister;
 
-static bc_status recordings_args(args *a, size_t offset, void *ctx, bc_error *err)
+static bc_status recordings_args(bc_script_args *a, size_t offset, void *ctx, bc_error *err)
 {
     const bc_recording_filter *f = ((rec_lister *)ctx)->f;
     if (f->device != NULL && !bc_device_id_valid(f->device))
@@ -1807,15 +1680,16 @@ static bc_status recordings_args(args *a, size_t offset, void *ctx, bc_error *er
         return bc_fail(err, BC_ERR_INVAL, "officer '%s' is not an officer id", f->officer);
     if (f->status < -1 || f->status > BC_REC_PURGED)
         return bc_fail(err, BC_ERR_INVAL, "recording status %d does not exist", f->status);
-    args_str(a, f->device);
-    args_str(a, f->officer);
-    args_int(a, f->from);
+    bc_script_args_str(a, f->device);
+    bc_script_args_str(a, f->officer);
+    bc_script_args_int(a, f->from);
     if (f->to == 0)
-        args_str(a, "+inf");
+        bc_script_args_str(a, "+inf");
     else
-        args_int(a, f->to);
-    args_str(a, f->status < 0 ? "" : bc_recording_status_name((bc_recording_status)f->status));
-    args_str(a, f->held_only ? "1" : "0");
+        bc_script_args_int(a, f->to);
+    bc_script_args_str(a, f->status < 0 ? ""
+                                        : bc_recording_status_name((bc_recording_status)f->status));
+    bc_script_args_str(a, f->held_only ? "1" : "0");
     args_page(a, offset);
     return BC_OK;
 }
@@ -1850,7 +1724,7 @@ static bc_status records_parse(const redisReply *rep, script_id id, bc_recording
     if (st != BC_OK)
         return st;
     size_t n = 0;
-    if (v != V_OK || !el_count(rep, 1, REC_STRIDE, &n) || n > cap ||
+    if (v != V_OK || !bc_reply_count(rep, 1, REC_STRIDE, &n) || n > cap ||
         rep->elements != 2 + n * REC_STRIDE)
         return parse_fail(id, err);
     for (size_t i = 0; i < n; i++) {
@@ -1867,13 +1741,13 @@ bc_status bc_catalog_purge_begin(bc_redis *r, int64_t now_ms, bc_recording_meta 
     *count = 0;
     if (limit == 0)
         return BC_OK;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    bc_status st = args_init(&a, 2, err);
+    bc_status st = bc_script_args_init(&a, 2, err);
     if (st != BC_OK)
         goto cleanup;
-    args_int(&a, now_ms);
-    args_int(&a, (int64_t)limit);
+    bc_script_args_int(&a, now_ms);
+    bc_script_args_int(&a, (int64_t)limit);
     st = script_run(r, S_PURGE_BEGIN, &a, &rep, err);
     if (st != BC_OK)
         goto cleanup;
@@ -1885,10 +1759,10 @@ cleanup:
 
 bc_status bc_catalog_purging(bc_redis *r, bc_catalog_recording_fn fn, void *userdata, bc_error *err)
 {
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
     bc_recording_meta *recs = NULL;
-    bc_status st = args_init(&a, 0, err);
+    bc_status st = bc_script_args_init(&a, 0, err);
     if (st != BC_OK)
         goto cleanup;
     st = script_run(r, S_PURGING, &a, &rep, err);
@@ -1910,7 +1784,7 @@ cleanup:
     free(recs);
     if (rep != NULL)
         freeReplyObject(rep);
-    args_free(&a);
+    bc_script_args_free(&a);
     return st;
 }
 
@@ -1932,16 +1806,16 @@ bc_status bc_catalog_purge_audited(bc_redis *r, const char *const *refs, const u
     bc_status st = refs_check(refs, count, err);
     if (st != BC_OK)
         return st;
-    args a;
-    st = args_init(&a, 2 * count, err);
+    bc_script_args a;
+    st = bc_script_args_init(&a, 2 * count, err);
     if (st == BC_OK) {
         for (size_t i = 0; i < count; i++) {
-            args_str(&a, refs[i]);
-            args_u64(&a, seqs[i]);
+            bc_script_args_str(&a, refs[i]);
+            bc_script_args_u64(&a, seqs[i]);
         }
         st = run_simple(r, S_PURGE_AUDITED, &a, "a recording", err);
     }
-    args_free(&a);
+    bc_script_args_free(&a);
     return st;
 }
 
@@ -1956,17 +1830,17 @@ bc_status bc_catalog_purge_done(bc_redis *r, const char *const *refs, size_t cou
     bc_status st = refs_check(refs, count, err);
     if (st != BC_OK)
         return st;
-    args a;
-    st = args_init(&a, 3 + count, err);
+    bc_script_args a;
+    st = bc_script_args_init(&a, 3 + count, err);
     if (st == BC_OK) {
-        args_int(&a, now_ms);
-        args_int(&a, tombstone_days * 86400);
-        args_int(&a, now_ms + tombstone_days * BC_CATALOG_DAY_MS);
+        bc_script_args_int(&a, now_ms);
+        bc_script_args_int(&a, tombstone_days * 86400);
+        bc_script_args_int(&a, now_ms + tombstone_days * BC_CATALOG_DAY_MS);
         for (size_t i = 0; i < count; i++)
-            args_str(&a, refs[i]);
+            bc_script_args_str(&a, refs[i]);
         st = run_simple(r, S_PURGE_DONE, &a, "a recording", err);
     }
-    args_free(&a);
+    bc_script_args_free(&a);
     return st;
 }
 
@@ -1975,16 +1849,16 @@ bc_status bc_catalog_tombstones_sweep(bc_redis *r, size_t limit, size_t *removed
     *removed = 0;
     if (limit == 0)
         return BC_OK;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    bc_status st = args_init(&a, 1, err);
+    bc_status st = bc_script_args_init(&a, 1, err);
     if (st != BC_OK)
         goto cleanup;
-    args_int(&a, (int64_t)limit);
+    bc_script_args_int(&a, (int64_t)limit);
     verdict v = V_OK;
     st = script_call(r, S_TOMB_SWEEP, &a, 2, &rep, &v, err);
     int64_t n = 0;
-    if (st == BC_OK && (v != V_OK || !el_i64(rep->element[1], &n) || n < 0))
+    if (st == BC_OK && (v != V_OK || !bc_reply_i64(rep->element[1], &n) || n < 0))
         st = parse_fail(S_TOMB_SWEEP, err);
     if (st == BC_OK)
         *removed = (size_t)n;
@@ -2000,11 +1874,11 @@ static bc_status recording_state_fail(const redisReply *rep, const char *ref, bc
 {
     int64_t at = 0;
     char when[32];
-    if (el_is(rep->element[1], "purged") && el_i64(rep->element[2], &at)) {
+    if (bc_reply_is(rep->element[1], "purged") && bc_reply_i64(rep->element[2], &at)) {
         iso_time(at, when);
         return bc_fail(err, BC_ERR_STATE, "recording %s was purged at %s", ref, when);
     }
-    if (el_is(rep->element[1], "purging"))
+    if (bc_reply_is(rep->element[1], "purging"))
         return bc_fail(err, BC_ERR_STATE, "recording %s is being purged (its deadline passed)",
                        ref);
     return bc_fail(err, BC_ERR_STATE, "recording %s is not committed", ref);
@@ -2030,17 +1904,17 @@ bc_status bc_catalog_hold_place(bc_redis *r, const char *ref, bc_hold_reason rea
     bc_hold scratch;
     if (out == NULL)
         out = &scratch;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    bc_status st = args_init(&a, 6, err);
+    bc_status st = bc_script_args_init(&a, 6, err);
     if (st != BC_OK)
         goto cleanup;
-    args_str(&a, ref);
-    args_str(&a, bc_hold_reason_name(reason));
-    args_str(&a, case_ref);
-    args_str(&a, placed_by);
-    args_str(&a, note);
-    args_int(&a, now_ms);
+    bc_script_args_str(&a, ref);
+    bc_script_args_str(&a, bc_hold_reason_name(reason));
+    bc_script_args_str(&a, case_ref);
+    bc_script_args_str(&a, placed_by);
+    bc_script_args_str(&a, note);
+    bc_script_args_int(&a, now_ms);
     verdict v = V_OK;
     st = script_call(r, S_HOLD_PLACE, &a, 2 + HF_COUNT, &rep, &v, err);
     if (st != BC_OK)
@@ -2050,7 +1924,8 @@ bc_status bc_catalog_hold_place(bc_redis *r, const char *ref, bc_hold_reason rea
         st = bc_fail(err, BC_ERR_NOT_FOUND, "recording %s does not exist", ref);
     else if (v == V_STATE)
         st = recording_state_fail(rep, ref, err);
-    else if (v != V_OK || !el_i64(rep->element[1], &made) || !parse_hold(rep->element + 2, out))
+    else if (v != V_OK || !bc_reply_i64(rep->element[1], &made) ||
+             !parse_hold(rep->element + 2, out))
         st = parse_fail(S_HOLD_PLACE, err);
     else if (created != NULL)
         *created = made == 1;
@@ -2064,11 +1939,11 @@ static bc_status release_state_fail(const redisReply *rep, const char *id, bc_er
     int64_t at = 0;
     char when[32];
     char rid[BC_CATALOG_ID_MAX + 1];
-    if (el_is(rep->element[1], "released") && el_i64(rep->element[2], &at)) {
+    if (bc_reply_is(rep->element[1], "released") && bc_reply_i64(rep->element[2], &at)) {
         iso_time(at, when);
         return bc_fail(err, BC_ERR_STATE, "hold %s was released at %s", id, when);
     }
-    if (el_is(rep->element[1], "request") && el_str(rep->element[2], rid, sizeof(rid)))
+    if (bc_reply_is(rep->element[1], "request") && bc_reply_str(rep->element[2], rid, sizeof(rid)))
         return bc_fail(err, BC_ERR_STATE,
                        "hold %s belongs to open access request %s: closing "
                        "the request releases it",
@@ -2087,15 +1962,15 @@ bc_status bc_catalog_hold_release(bc_redis *r, const char *hold_id, const char *
     bc_hold scratch;
     if (out == NULL)
         out = &scratch;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    bc_status st = args_init(&a, 4, err);
+    bc_status st = bc_script_args_init(&a, 4, err);
     if (st != BC_OK)
         goto cleanup;
-    args_str(&a, hold_id);
-    args_str(&a, released_by);
-    args_str(&a, note);
-    args_int(&a, now_ms);
+    bc_script_args_str(&a, hold_id);
+    bc_script_args_str(&a, released_by);
+    bc_script_args_str(&a, note);
+    bc_script_args_int(&a, now_ms);
     verdict v = V_OK;
     st = script_call(r, S_HOLD_RELEASE, &a, 1 + HF_COUNT, &rep, &v, err);
     if (st != BC_OK)
@@ -2115,12 +1990,12 @@ bc_status bc_catalog_hold_get(bc_redis *r, const char *hold_id, bc_hold *out, bc
 {
     if (!catalog_id_valid(hold_id, 'H'))
         return bc_fail(err, BC_ERR_INVAL, "'%s' is not a hold id", hold_id ? hold_id : "");
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    bc_status st = args_init(&a, 1, err);
+    bc_status st = bc_script_args_init(&a, 1, err);
     if (st != BC_OK)
         goto cleanup;
-    args_str(&a, hold_id);
+    bc_script_args_str(&a, hold_id);
     verdict v = V_OK;
     st = script_call(r, S_HOLD_GET, &a, 1 + HF_COUNT, &rep, &v, err);
     if (st != BC_OK)
@@ -2140,13 +2015,13 @@ typedef struct hold_lister {
     void *userdata;
 } hold_lister;
 
-static bc_status holds_args(args *a, size_t offset, void *ctx, bc_error *err)
+static bc_status holds_args(bc_script_args *a, size_t offset, void *ctx, bc_error *err)
 {
     (void)err;
     const bc_hold_filter *f = ((hold_lister *)ctx)->f;
-    args_str(a, f->ref);
-    args_str(a, f->case_ref);
-    args_str(a, f->active_only ? "1" : "0");
+    bc_script_args_str(a, f->ref);
+    bc_script_args_str(a, f->case_ref);
+    bc_script_args_str(a, f->active_only ? "1" : "0");
     args_page(a, offset);
     return BC_OK;
 }
@@ -2219,7 +2094,7 @@ static bc_status matches_deliver(const redisReply *rep, size_t at, script_id id,
                                  bc_catalog_match_fn fn, void *userdata, bc_error *err)
 {
     size_t n = 0;
-    if (!el_count(rep, at, MATCH_STRIDE, &n) || rep->elements != at + 1 + n * MATCH_STRIDE)
+    if (!bc_reply_count(rep, at, MATCH_STRIDE, &n) || rep->elements != at + 1 + n * MATCH_STRIDE)
         return parse_fail(id, err);
     bool go_on = fn != NULL;
     for (size_t i = 0; i < n; i++) {
@@ -2240,21 +2115,21 @@ bc_status bc_catalog_request_register(bc_redis *r, bc_access_request *req, int64
         return st;
     char cameras[BC_REQUEST_CAMERAS_MAX * (BC_DEVICE_ID_MAX + 1) + 1];
     cameras_join(req, cameras, sizeof(cameras));
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    st = args_init(&a, 10, err);
+    st = bc_script_args_init(&a, 10, err);
     if (st != BC_OK)
         goto cleanup;
-    args_str(&a, req->requester);
-    args_str(&a, req->contact);
-    args_int(&a, req->window_from);
-    args_int(&a, req->window_to);
-    args_str(&a, req->place);
-    args_str(&a, cameras);
-    args_str(&a, req->officer);
-    args_str(&a, req->registered_by);
-    args_int(&a, req->deadline);
-    args_int(&a, now_ms);
+    bc_script_args_str(&a, req->requester);
+    bc_script_args_str(&a, req->contact);
+    bc_script_args_int(&a, req->window_from);
+    bc_script_args_int(&a, req->window_to);
+    bc_script_args_str(&a, req->place);
+    bc_script_args_str(&a, cameras);
+    bc_script_args_str(&a, req->officer);
+    bc_script_args_str(&a, req->registered_by);
+    bc_script_args_int(&a, req->deadline);
+    bc_script_args_int(&a, now_ms);
     verdict v = V_OK;
     st = script_call(r, S_REQ_REGISTER, &a, 2 + QF_COUNT, &rep, &v, err);
     if (st != BC_OK)
@@ -2270,7 +2145,7 @@ cleanup:
 }
 
 /* A script answering {'ok', request} for one request id. */
-static bc_status request_one(bc_redis *r, script_id id, args *a, const char *rid,
+static bc_status request_one(bc_redis *r, script_id id, bc_script_args *a, const char *rid,
                              bc_access_request *out, bc_error *err)
 {
     redisReply *rep = NULL;
@@ -2282,13 +2157,13 @@ static bc_status request_one(bc_redis *r, script_id id, args *a, const char *rid
         goto cleanup;
     if (v == V_NOT_FOUND) {
         st = bc_fail(err, BC_ERR_NOT_FOUND, "access request %s does not exist", rid);
-    } else if (v == V_STATE && el_i64(rep->element[2], &at)) {
+    } else if (v == V_STATE && bc_reply_i64(rep->element[2], &at)) {
         iso_time(at, when);
-        st = el_is(rep->element[1], "closed")
+        st = bc_reply_is(rep->element[1], "closed")
                  ? bc_fail(err, BC_ERR_STATE, "access request %s was closed at %s", rid, when)
                  : bc_fail(err, BC_ERR_STATE, "access request %s was extended already (to %s)", rid,
                            when);
-    } else if (v == V_INVAL && el_i64(rep->element[2], &at)) {
+    } else if (v == V_INVAL && bc_reply_i64(rep->element[2], &at)) {
         iso_time(at, when);
         st = bc_fail(err, BC_ERR_INVAL, "access request %s: the new deadline is not after %s", rid,
                      when);
@@ -2313,13 +2188,13 @@ bc_status bc_catalog_request_get(bc_redis *r, const char *id, bc_access_request 
     bc_status st = request_id_check(id, err);
     if (st != BC_OK)
         return st;
-    args a;
-    st = args_init(&a, 1, err);
+    bc_script_args a;
+    st = bc_script_args_init(&a, 1, err);
     if (st == BC_OK) {
-        args_str(&a, id);
+        bc_script_args_str(&a, id);
         st = request_one(r, S_REQ_GET, &a, id, out, err);
     }
-    args_free(&a);
+    bc_script_args_free(&a);
     return st;
 }
 
@@ -2329,12 +2204,12 @@ bc_status bc_catalog_request_matches(bc_redis *r, const char *id, bc_catalog_mat
     bc_status st = request_id_check(id, err);
     if (st != BC_OK)
         return st;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    st = args_init(&a, 1, err);
+    st = bc_script_args_init(&a, 1, err);
     if (st != BC_OK)
         goto cleanup;
-    args_str(&a, id);
+    bc_script_args_str(&a, id);
     verdict v = V_OK;
     st = script_call(r, S_REQ_MATCHES, &a, 2, &rep, &v, err);
     if (st != BC_OK)
@@ -2359,18 +2234,18 @@ bc_status bc_catalog_request_extend(bc_redis *r, const char *id, int64_t new_dea
         return st;
     if (!bc_catalog_text_valid(reason) || !bc_catalog_text_valid(by))
         return bc_fail(err, BC_ERR_INVAL, "extension of %s: reason or by is not valid text", id);
-    args a;
-    st = args_init(&a, 5, err);
+    bc_script_args a;
+    st = bc_script_args_init(&a, 5, err);
     if (st == BC_OK) {
-        args_str(&a, id);
-        args_int(&a, new_deadline);
-        args_str(&a, reason);
-        args_str(&a, by);
-        args_int(&a, now_ms);
+        bc_script_args_str(&a, id);
+        bc_script_args_int(&a, new_deadline);
+        bc_script_args_str(&a, reason);
+        bc_script_args_str(&a, by);
+        bc_script_args_int(&a, now_ms);
         bc_access_request scratch;
         st = request_one(r, S_REQ_EXTEND, &a, id, out != NULL ? out : &scratch, err);
     }
-    args_free(&a);
+    bc_script_args_free(&a);
     return st;
 }
 
@@ -2383,15 +2258,15 @@ bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answ
         return st;
     if (!bc_catalog_text_valid(answer) || !bc_catalog_text_valid(by))
         return bc_fail(err, BC_ERR_INVAL, "closing %s: answer or by is not valid text", id);
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    st = args_init(&a, 4, err);
+    st = bc_script_args_init(&a, 4, err);
     if (st != BC_OK)
         goto cleanup;
-    args_str(&a, id);
-    args_str(&a, answer);
-    args_str(&a, by);
-    args_int(&a, now_ms);
+    bc_script_args_str(&a, id);
+    bc_script_args_str(&a, answer);
+    bc_script_args_str(&a, by);
+    bc_script_args_int(&a, now_ms);
     verdict v = V_OK;
     st = script_call(r, S_REQ_CLOSE, &a, 2, &rep, &v, err);
     if (st != BC_OK)
@@ -2401,10 +2276,11 @@ bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answ
     size_t n = 0;
     if (v == V_NOT_FOUND) {
         st = bc_fail(err, BC_ERR_NOT_FOUND, "access request %s does not exist", id);
-    } else if (v == V_STATE && el_i64(rep->element[2], &at)) {
+    } else if (v == V_STATE && bc_reply_i64(rep->element[2], &at)) {
         iso_time(at, when);
         st = bc_fail(err, BC_ERR_STATE, "access request %s was closed at %s", id, when);
-    } else if (v != V_OK || !el_count(rep, 1, HF_COUNT, &n) || rep->elements != 2 + n * HF_COUNT) {
+    } else if (v != V_OK || !bc_reply_count(rep, 1, HF_COUNT, &n) ||
+               rep->elements != 2 + n * HF_COUNT) {
         st = parse_fail(S_REQ_CLOSE, err);
     }
     bool go_on = fn != NULL;
@@ -2427,16 +2303,16 @@ typedef struct req_lister {
     void *userdata;
 } req_lister;
 
-static bc_status requests_args(args *a, size_t offset, void *ctx, bc_error *err)
+static bc_status requests_args(bc_script_args *a, size_t offset, void *ctx, bc_error *err)
 {
     (void)err;
     const req_lister *w = ctx;
-    args_str(a, w->open_only ? "1" : "0");
+    bc_script_args_str(a, w->open_only ? "1" : "0");
     args_page(a, offset);
     if (w->overdue_at >= 0)
-        args_int(a, w->overdue_at);
+        bc_script_args_int(a, w->overdue_at);
     else
-        args_str(a, "");
+        bc_script_args_str(a, "");
     return BC_OK;
 }
 
@@ -2479,16 +2355,16 @@ bc_status bc_catalog_request_mark_alerted(bc_redis *r, const char *id, bool aler
     bc_status st = request_id_check(id, err);
     if (st != BC_OK)
         return st;
-    args a;
-    st = args_init(&a, 2, err);
+    bc_script_args a;
+    st = bc_script_args_init(&a, 2, err);
     if (st == BC_OK) {
-        args_str(&a, id);
-        args_str(&a, alerted ? "1" : "0");
+        bc_script_args_str(&a, id);
+        bc_script_args_str(&a, alerted ? "1" : "0");
         char what[BC_CATALOG_ID_MAX + 32];
         snprintf(what, sizeof(what), "access request %s", id);
         st = run_simple(r, S_REQ_ALERTED, &a, what, err);
     }
-    args_free(&a);
+    bc_script_args_free(&a);
     return st;
 }
 
@@ -2509,17 +2385,19 @@ static bool parse_key(redisReply *const *e, bc_key_record *k)
     int status = 0;
     bool adopted = false;
     bool destroying = false;
-    bool ok =
-        el_str(e[KF_KEY_ID], k->key_id, sizeof(k->key_id)) &&
-        el_str(e[KF_PUBLIC], k->public_b64, sizeof(k->public_b64)) &&
-        el_i64(e[KF_CREATED_AT], &k->created_at) &&
-        name_index(e[KF_STATUS], key_status_names, 3, &status) &&
-        el_i64(e[KF_RETIRED_AT], &k->retired_at) && el_i64(e[KF_DESTROYED_AT], &k->destroyed_at) &&
-        el_str(e[KF_CAMPAIGN], k->campaign, sizeof(k->campaign)) &&
-        el_str(e[KF_CREATED_BY], k->created_by, sizeof(k->created_by)) &&
-        el_str(e[KF_REPLACED], k->replaced, sizeof(k->replaced)) &&
-        el_bool(e[KF_ADOPTED], &adopted) && el_bool(e[KF_DESTROYING], &destroying) &&
-        el_u64(e[KF_AUDIT_SEQ], &k->audit_seq) && el_u64(e[KF_DESTROY_SEQ], &k->destroy_audit_seq);
+    bool ok = bc_reply_str(e[KF_KEY_ID], k->key_id, sizeof(k->key_id)) &&
+              bc_reply_str(e[KF_PUBLIC], k->public_b64, sizeof(k->public_b64)) &&
+              bc_reply_i64(e[KF_CREATED_AT], &k->created_at) &&
+              name_index(e[KF_STATUS], key_status_names, 3, &status) &&
+              bc_reply_i64(e[KF_RETIRED_AT], &k->retired_at) &&
+              bc_reply_i64(e[KF_DESTROYED_AT], &k->destroyed_at) &&
+              bc_reply_str(e[KF_CAMPAIGN], k->campaign, sizeof(k->campaign)) &&
+              bc_reply_str(e[KF_CREATED_BY], k->created_by, sizeof(k->created_by)) &&
+              bc_reply_str(e[KF_REPLACED], k->replaced, sizeof(k->replaced)) &&
+              bc_reply_bool(e[KF_ADOPTED], &adopted) &&
+              bc_reply_bool(e[KF_DESTROYING], &destroying) &&
+              bc_reply_u64(e[KF_AUDIT_SEQ], &k->audit_seq) &&
+              bc_reply_u64(e[KF_DESTROY_SEQ], &k->destroy_audit_seq);
     k->status = (bc_key_status)status;
     k->adopted = adopted;
     k->destroying = destroying;
@@ -2562,7 +2440,7 @@ static bc_status key_id_check(const char *key_id, bc_error *err)
 }
 
 /* A script answering {'ok', [flag,] key} or 'not_found' (what names it). */
-static bc_status key_call(bc_redis *r, script_id id, args *a, size_t at, const char *what,
+static bc_status key_call(bc_redis *r, script_id id, bc_script_args *a, size_t at, const char *what,
                           bc_key_record *out, redisReply **rep, bc_error *err)
 {
     verdict v = V_OK;
@@ -2589,15 +2467,15 @@ bc_status bc_catalog_recording_key_record(bc_redis *r, const char *key_id, const
         return bc_fail(err, BC_ERR_INVAL, "'%s' is not a campaign id", campaign ? campaign : "");
     if (!bc_catalog_text_valid(by))
         return bc_fail(err, BC_ERR_INVAL, "who asked for key %s is not a valid name", key_id);
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    if ((st = args_init(&a, 5, err)) != BC_OK)
+    if ((st = bc_script_args_init(&a, 5, err)) != BC_OK)
         goto cleanup;
-    args_str(&a, key_id);
-    args_str(&a, public_b64);
-    args_str(&a, campaign);
-    args_str(&a, by);
-    args_int(&a, now_ms);
+    bc_script_args_str(&a, key_id);
+    bc_script_args_str(&a, public_b64);
+    bc_script_args_str(&a, campaign);
+    bc_script_args_str(&a, by);
+    bc_script_args_int(&a, now_ms);
     verdict v = V_OK;
     if ((st = script_call(r, S_KEY_RECORD, &a, 2 + KF_COUNT, &rep, &v, err)) != BC_OK)
         goto cleanup;
@@ -2606,7 +2484,7 @@ bc_status bc_catalog_recording_key_record(bc_redis *r, const char *key_id, const
         goto cleanup;
     }
     int64_t made = 0;
-    if (v != V_OK || !el_i64(rep->element[1], &made) || !parse_key(rep->element + 2, out)) {
+    if (v != V_OK || !bc_reply_i64(rep->element[1], &made) || !parse_key(rep->element + 2, out)) {
         st = parse_fail(S_KEY_RECORD, err);
         goto cleanup;
     }
@@ -2622,7 +2500,7 @@ static bc_status keys_deliver(const redisReply *rep, size_t at, script_id id, bc
                               void *userdata, bc_error *err)
 {
     size_t n = 0;
-    if (!el_count(rep, at, KF_COUNT, &n))
+    if (!bc_reply_count(rep, at, KF_COUNT, &n))
         return parse_fail(id, err);
     for (size_t i = 0; i < n; i++) {
         bc_key_record k;
@@ -2652,20 +2530,21 @@ bc_status bc_catalog_recording_keys_adopt(bc_redis *r, const char *const *key_id
     }
     if (st != BC_OK)
         return st;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    if ((st = args_init(&a, 1 + 2 * count, err)) != BC_OK)
+    if ((st = bc_script_args_init(&a, 1 + 2 * count, err)) != BC_OK)
         goto cleanup;
-    args_int(&a, now_ms);
+    bc_script_args_int(&a, now_ms);
     for (size_t i = 0; i < count; i++) {
-        args_str(&a, key_ids[i]);
-        args_str(&a, publics[i]);
+        bc_script_args_str(&a, key_ids[i]);
+        bc_script_args_str(&a, publics[i]);
     }
     verdict v = V_OK;
     if ((st = script_call(r, S_KEY_ADOPT, &a, 3, &rep, &v, err)) != BC_OK)
         goto cleanup;
     int64_t unrecorded = 0;
-    if (v != V_OK || !el_i64(rep->element[rep->elements - 1], &unrecorded) || unrecorded < 0) {
+    if (v != V_OK || !bc_reply_i64(rep->element[rep->elements - 1], &unrecorded) ||
+        unrecorded < 0) {
         st = parse_fail(S_KEY_ADOPT, err);
         goto cleanup;
     }
@@ -2683,10 +2562,10 @@ bc_status bc_catalog_recording_key_get(bc_redis *r, const char *key_id, bc_key_r
     bc_status st = key_id_check(key_id, err);
     if (st != BC_OK)
         return st;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    if ((st = args_init(&a, 1, err)) == BC_OK) {
-        args_str(&a, key_id);
+    if ((st = bc_script_args_init(&a, 1, err)) == BC_OK) {
+        bc_script_args_str(&a, key_id);
         char what[64];
         snprintf(what, sizeof(what), "recording key %s", key_id);
         st = key_call(r, S_KEY_GET, &a, 1, what, out, &rep, err);
@@ -2700,11 +2579,11 @@ bc_status bc_catalog_recording_key_of_campaign(bc_redis *r, const char *campaign
 {
     if (campaign == NULL || !bc_id_valid(campaign) || strlen(campaign) > BC_CATALOG_ID_MAX)
         return bc_fail(err, BC_ERR_INVAL, "'%s' is not a campaign id", campaign ? campaign : "");
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    bc_status st = args_init(&a, 1, err);
+    bc_status st = bc_script_args_init(&a, 1, err);
     if (st == BC_OK) {
-        args_str(&a, campaign);
+        bc_script_args_str(&a, campaign);
         char what[BC_CATALOG_ID_MAX + 48];
         snprintf(what, sizeof(what), "a recording key of campaign %s", campaign);
         st = key_call(r, S_KEY_CAMPAIGN, &a, 1, what, out, &rep, err);
@@ -2716,9 +2595,9 @@ bc_status bc_catalog_recording_key_of_campaign(bc_redis *r, const char *campaign
 bc_status bc_catalog_recording_keys_list(bc_redis *r, bc_catalog_key_fn fn, void *userdata,
                                          bc_error *err)
 {
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    bc_status st = args_init(&a, 0, err);
+    bc_status st = bc_script_args_init(&a, 0, err);
     if (st != BC_OK)
         goto cleanup;
     verdict v = V_OK;
@@ -2737,16 +2616,16 @@ bc_status bc_catalog_recording_key_audited(bc_redis *r, const char *key_id, bool
     bc_status st = key_id_check(key_id, err);
     if (st != BC_OK)
         return st;
-    args a;
-    if ((st = args_init(&a, 3, err)) == BC_OK) {
-        args_str(&a, key_id);
-        args_str(&a, key_fields[destroyed ? KF_DESTROY_SEQ : KF_AUDIT_SEQ]);
-        args_u64(&a, seq);
+    bc_script_args a;
+    if ((st = bc_script_args_init(&a, 3, err)) == BC_OK) {
+        bc_script_args_str(&a, key_id);
+        bc_script_args_str(&a, key_fields[destroyed ? KF_DESTROY_SEQ : KF_AUDIT_SEQ]);
+        bc_script_args_u64(&a, seq);
         char what[64];
         snprintf(what, sizeof(what), "recording key %s", key_id);
         st = run_simple(r, S_KEY_AUDITED, &a, what, err);
     }
-    args_free(&a);
+    bc_script_args_free(&a);
     return st;
 }
 
@@ -2754,22 +2633,22 @@ bc_status bc_catalog_recording_key_audited(bc_redis *r, const char *key_id, bool
 static bc_status destroy_blocked(const redisReply *rep, const char *key_id, bc_error *err)
 {
     char detail[BC_ID_MAX + 1] = "";
-    (void)el_str(rep->element[2], detail, sizeof(detail));
+    (void)bc_reply_str(rep->element[2], detail, sizeof(detail));
     const redisReply *why = rep->element[1];
-    if (el_is(why, "current"))
+    if (bc_reply_is(why, "current"))
         return bc_fail(err, BC_ERR_STATE, "key %s is the current key", key_id);
-    if (el_is(why, "status"))
+    if (bc_reply_is(why, "status"))
         return bc_fail(err, BC_ERR_STATE, "key %s is %s, not retired", key_id, detail);
-    if (el_is(why, "index"))
+    if (bc_reply_is(why, "index"))
         return bc_fail(err, BC_ERR_STATE, "the catalog's key index is not built yet");
-    if (el_is(why, "recordings"))
+    if (bc_reply_is(why, "recordings"))
         return bc_fail(err, BC_ERR_STATE, "%s recording(s) sealed for key %s are in the catalog",
                        detail, key_id);
-    if (el_is(why, "camera_key"))
+    if (bc_reply_is(why, "camera_key"))
         return bc_fail(err, BC_ERR_STATE, "camera %s still reports key %s", detail, key_id);
-    if (el_is(why, "camera_unknown"))
+    if (bc_reply_is(why, "camera_unknown"))
         return bc_fail(err, BC_ERR_STATE, "camera %s has reported no recording key yet", detail);
-    if (el_is(why, "camera_pending"))
+    if (bc_reply_is(why, "camera_pending"))
         return bc_fail(err, BC_ERR_STATE, "camera %s has uploads pending", detail);
     return bc_fail(err, BC_ERR_STATE, "key %s may not be destroyed now", key_id);
 }
@@ -2780,11 +2659,11 @@ bc_status bc_catalog_recording_key_destroy_begin(bc_redis *r, const char *key_id
     bc_status st = key_id_check(key_id, err);
     if (st != BC_OK)
         return st;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    if ((st = args_init(&a, 1, err)) != BC_OK)
+    if ((st = bc_script_args_init(&a, 1, err)) != BC_OK)
         goto cleanup;
-    args_str(&a, key_id);
+    bc_script_args_str(&a, key_id);
     verdict v = V_OK;
     if ((st = script_call(r, S_KEY_DESTROY_BEGIN, &a, 1 + KF_COUNT, &rep, &v, err)) != BC_OK)
         goto cleanup;
@@ -2805,12 +2684,12 @@ bc_status bc_catalog_recording_key_destroyed(bc_redis *r, const char *key_id, in
     bc_status st = key_id_check(key_id, err);
     if (st != BC_OK)
         return st;
-    args a;
+    bc_script_args a;
     redisReply *rep = NULL;
-    if ((st = args_init(&a, 2, err)) != BC_OK)
+    if ((st = bc_script_args_init(&a, 2, err)) != BC_OK)
         goto cleanup;
-    args_str(&a, key_id);
-    args_int(&a, now_ms);
+    bc_script_args_str(&a, key_id);
+    bc_script_args_int(&a, now_ms);
     verdict v = V_OK;
     if ((st = script_call(r, S_KEY_DESTROYED, &a, 1 + KF_COUNT, &rep, &v, err)) != BC_OK)
         goto cleanup;
@@ -2833,18 +2712,18 @@ bc_status bc_catalog_key_index_build(bc_redis *r, bool *built, bc_error *err)
         *built = false;
     bc_status st = BC_OK;
     for (size_t offset = 0;; offset += KEY_INDEX_PAGE) {
-        args a;
+        bc_script_args a;
         redisReply *rep = NULL;
-        if ((st = args_init(&a, 2, err)) == BC_OK) {
-            args_int(&a, (int64_t)offset);
-            args_int(&a, KEY_INDEX_PAGE);
+        if ((st = bc_script_args_init(&a, 2, err)) == BC_OK) {
+            bc_script_args_int(&a, (int64_t)offset);
+            bc_script_args_int(&a, KEY_INDEX_PAGE);
         }
         verdict v = V_OK;
         int64_t more = 0, before = 0;
         if (st == BC_OK)
             st = script_call(r, S_KEY_INDEX, &a, 3, &rep, &v, err);
-        if (st == BC_OK &&
-            (v != V_OK || !el_i64(rep->element[1], &more) || !el_i64(rep->element[2], &before)))
+        if (st == BC_OK && (v != V_OK || !bc_reply_i64(rep->element[1], &more) ||
+                            !bc_reply_i64(rep->element[2], &before)))
             st = parse_fail(S_KEY_INDEX, err);
         call_done(&a, rep);
         if (st != BC_OK || before == 1)

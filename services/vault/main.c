@@ -26,8 +26,9 @@ static const bc_config_option options[] = {
      "first Redis reconnection delay cap (full jitter)"},
     {"backoff_max_ms", BC_CFG_INT, 1, 3600000, "10000", INT(backoff_max_ms), "ms",
      "largest Redis reconnection delay cap"},
-    {"batch", BC_CFG_INT, 1, 10000, "64", INT(batch), NULL,
-     "upload stream entries read at once (each up to 64 KiB of recording)"},
+    {"batch", BC_CFG_INT, 1, 10000, "256", INT(batch), NULL,
+     "upload stream entries read at once (each up to 64 KiB of recording; one fsync per "
+     "batch)"},
     {"block_ms", BC_CFG_INT, 10, 1000, "500", INT(block_ms), "ms",
      "how long one read waits for new entries (also bounds the reaction to SIGTERM)"},
     {"claim_idle_ms", BC_CFG_INT, 0, 86400000, "60000", INT(claim_idle_ms), "ms",

@@ -29,6 +29,7 @@
 #include "common/clock.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/redis_status.h"
 #include "key-rotation/campaign.h"
 #include "vault/vault.h"
 
@@ -39,18 +40,12 @@
 
 void vault_redis_failed(vault *v, const char *what, const bc_error *err)
 {
-    if (v->redis_failing || err == NULL)
-        return;
-    v->redis_failing = true;
-    log_warnx("%s: %s (quiet until Redis answers again)", what, err->text);
+    bc_redis_outage_failed(&v->redis_failing, what, err);
 }
 
 void vault_redis_ok(vault *v)
 {
-    if (!v->redis_failing)
-        return;
-    v->redis_failing = false;
-    log_info("redis %s:%" PRId64 " answers again", v->cfg.redis_host, v->cfg.redis_port);
+    bc_redis_outage_over(&v->redis_failing, v->cfg.redis_host, v->cfg.redis_port);
 }
 
 bc_status vault_audit(vault *v, const char *action, const char *subject, const cJSON *details,
@@ -86,10 +81,7 @@ static void write_status(vault *v, const char *state)
     const vault_stats *s = &v->stats;
     char key[96];
     snprintf(key, sizeof(key), VAULT_STATUS_KEY_PREFIX "%s", v->cfg.instance);
-    struct {
-        const char *name;
-        int64_t value;
-    } nums[] = {
+    const bc_status_num nums[] = {
         {"pid", (int64_t)getpid()},
         {"since", v->started_ms},
         {"updated_at", bc_clock_now_ms()},
@@ -110,27 +102,13 @@ static void write_status(vault *v, const char *state)
         {"keys_created", (int64_t)s->keys_created},
         {"keys_destroyed", (int64_t)s->keys_destroyed},
     };
-    enum { NNUMS = sizeof(nums) / sizeof(nums[0]) };
-    char vals[NNUMS][24];
-    const char *argv[4 + 2 * NNUMS];
-    int argc = 0;
-    argv[argc++] = "HSET";
-    argv[argc++] = key;
-    argv[argc++] = "state";
-    argv[argc++] = state;
-    for (size_t i = 0; i < NNUMS; i++) {
-        snprintf(vals[i], sizeof(vals[i]), "%" PRId64, nums[i].value);
-        argv[argc++] = nums[i].name;
-        argv[argc++] = vals[i];
-    }
-    redisReply *reply = NULL;
     bc_error err;
     bc_error_clear(&err);
-    if (bc_redis_command(&v->cmd, argc, argv, NULL, &reply, &err) != BC_OK) {
+    if (bc_status_hash_write(&v->cmd, key, state, nums, sizeof(nums) / sizeof(nums[0]), &err) !=
+        BC_OK) {
         vault_redis_failed(v, "status", &err);
         return;
     }
-    freeReplyObject(reply);
     vault_redis_ok(v);
 }
 

@@ -205,6 +205,53 @@ void bc_test_redis_flush(bc_redis *r)
     freeReplyObject(reply);
 }
 
+/* ---- the fixture of a group of tests against one redis-server ---- */
+
+bc_test_redis bc_test_srv = {.pid = -1};
+bc_redis bc_test_conn;
+
+int bc_test_redis_group_setup(void **state)
+{
+    (void)state;
+    return bc_test_redis_start(&bc_test_srv, "redis") == BC_OK ? 0 : -1;
+}
+
+int bc_test_redis_group_teardown(void **state)
+{
+    (void)state;
+    bc_test_redis_stop(&bc_test_srv);
+    return 0;
+}
+
+int bc_test_redis_setup(void **state)
+{
+    (void)state;
+    bc_test_redis_connect(&bc_test_srv, BC_TEST_REDIS_TIMEOUT_MS, &bc_test_conn);
+    bc_test_redis_flush(&bc_test_conn);
+    return 0;
+}
+
+int bc_test_redis_teardown(void **state)
+{
+    (void)state;
+    bc_redis_close(&bc_test_conn);
+    return 0;
+}
+
+redisReply *bc_test_cmd(int argc, const char **argv)
+{
+    redisReply *reply = NULL;
+    bc_error err = {{0}};
+    if (bc_redis_command(&bc_test_conn, argc, argv, NULL, &reply, &err) != BC_OK)
+        fail_msg("%s: %s", argv[0], err.text);
+    return reply;
+}
+
+void bc_test_cmd_ok(int argc, const char **argv)
+{
+    freeReplyObject(bc_test_cmd(argc, argv));
+}
+
 /* ---- keys and files ---- */
 
 bc_status bc_test_x25519_pair(EVP_PKEY **priv, EVP_PKEY **pub)

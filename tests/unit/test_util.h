@@ -102,6 +102,34 @@ void bc_test_redis_connect(const bc_test_redis *srv, int timeout_ms, bc_redis *r
 /* FLUSHALL on r: every key of every database is gone. */
 void bc_test_redis_flush(bc_redis *r);
 
+/* ---- the fixture of a group of tests against one redis-server ---- */
+
+/* A test's command and connect timeout: generous, as a test may pipeline
+ * thousands of commands under the sanitizers. */
+#define BC_TEST_REDIS_TIMEOUT_MS 10000
+
+/* The group's server (bc_test_redis_group_setup) and the test's connection
+ * to an empty database (bc_test_redis_setup). */
+extern bc_test_redis bc_test_srv;
+extern bc_redis bc_test_conn;
+
+/* cmocka group fixtures: start bc_test_srv (0, or -1 when it cannot be
+ * started) and stop it (0). */
+int bc_test_redis_group_setup(void **state);
+int bc_test_redis_group_teardown(void **state);
+
+/* cmocka test fixtures: connect bc_test_conn and FLUSHALL (0), and close
+ * it (0). */
+int bc_test_redis_setup(void **state);
+int bc_test_redis_teardown(void **state);
+
+/* Runs a command on bc_test_conn and returns its reply, for the caller to
+ * free; a failed command fails the test. */
+redisReply *bc_test_cmd(int argc, const char **argv);
+
+/* bc_test_cmd, the reply dropped. */
+void bc_test_cmd_ok(int argc, const char **argv);
+
 /* Writes len bytes of data to path (created 0666 & ~umask, or truncated). */
 void bc_test_write_bytes(const char *path, const void *data, size_t len);
 

@@ -20,55 +20,13 @@
 #include "test_util.h"
 
 #define T0 1714557600000LL /* 2024-05-01T10:00:00Z */
-#define REDIS_TIMEOUT_MS 5000
 #define ACTOR "operator:alice"
-
-static bc_test_redis srv;
-static bc_redis conn;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return bc_test_redis_start(&srv, "campaign") == BC_OK ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    bc_test_redis_stop(&srv);
-    return 0;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    bc_test_redis_connect(&srv, REDIS_TIMEOUT_MS, &conn);
-    bc_test_redis_flush(&conn);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    bc_redis_close(&conn);
-    return 0;
-}
 
 /* ---- Redis helpers ---- */
 
-static redisReply *cmdv(int argc, const char **argv)
-{
-    redisReply *reply = NULL;
-    bc_error err;
-    bc_status st = bc_redis_command(&conn, argc, argv, NULL, &reply, &err);
-    if (st != BC_OK)
-        fail_msg("%s: %s", argv[0], err.text);
-    return reply;
-}
-
 #define CMD(...)                                                                                   \
-    cmdv((int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),                      \
-         (const char *[]){__VA_ARGS__})
+    bc_test_cmd((int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),               \
+                (const char *[]){__VA_ARGS__})
 #define CMD_OK(...) freeReplyObject(CMD(__VA_ARGS__))
 
 static long long integer(redisReply *r)
@@ -108,7 +66,7 @@ static bc_campaign create(bc_campaign_kind kind, const char *const *devices, siz
                              .created_by = ACTOR};
     bc_campaign c;
     bc_error err;
-    bc_status st = bc_campaign_create(&conn, &spec, now, &c, &err);
+    bc_status st = bc_campaign_create(&bc_test_conn, &spec, now, &c, &err);
     if (st != BC_OK)
         fail_msg("create: %s", err.text);
     return c;
@@ -119,7 +77,7 @@ static bc_status try_create(bc_campaign_kind kind, const char *const *devices, s
 {
     bc_campaign_spec spec = {
         .kind = kind, .devices = devices, .device_count = n, .pace_per_s = 5, .created_by = ACTOR};
-    return bc_campaign_create(&conn, &spec, T0, NULL, err);
+    return bc_campaign_create(&bc_test_conn, &spec, T0, NULL, err);
 }
 
 /* The recording key record the vault writes, and key_ready. */
@@ -131,7 +89,8 @@ static void key_made(const char *campaign, const char *key_id, int64_t now)
            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "created_at", "1", "status", "current");
     bool already = true;
     bc_error err;
-    assert_int_equal(bc_campaign_key_ready(&conn, campaign, key_id, now, &already, &err), BC_OK);
+    assert_int_equal(bc_campaign_key_ready(&bc_test_conn, campaign, key_id, now, &already, &err),
+                     BC_OK);
     assert_false(already);
 }
 
@@ -139,7 +98,7 @@ static bc_campaign get(const char *id)
 {
     bc_campaign c;
     bc_error err;
-    bc_status st = bc_campaign_get(&conn, id, &c, &err);
+    bc_status st = bc_campaign_get(&bc_test_conn, id, &c, &err);
     if (st != BC_OK)
         fail_msg("get %s: %s", id, err.text);
     return c;
@@ -149,7 +108,7 @@ static bc_campaign_next_result next(const char *id, int64_t now, size_t max)
 {
     bc_campaign_next_result out;
     bc_error err;
-    bc_status st = bc_campaign_next(&conn, id, now, max, 1000, 5000, &out, &err);
+    bc_status st = bc_campaign_next(&bc_test_conn, id, now, max, 1000, 5000, &out, &err);
     if (st != BC_OK)
         fail_msg("next %s: %s", id, err.text);
     return out;
@@ -171,7 +130,7 @@ static bool mark(const char *id, const char *dev, bc_campaign_phase phase, const
                           .deadline_ms = now + 10000};
     bool marked = false;
     bc_error err;
-    bc_status st = bc_campaign_mark_sent(&conn, &s, &marked, &err);
+    bc_status st = bc_campaign_mark_sent(&bc_test_conn, &s, &marked, &err);
     if (st != BC_OK)
         fail_msg("mark_sent %s %s: %s", id, dev, err.text);
     return marked;
@@ -183,8 +142,8 @@ static bc_campaign_device_state finish(const char *id, const char *dev, const ch
     bc_campaign_retry retry = {.backoff_ms = 1000, .backoff_max_ms = 3000, .attempts_max = 3};
     bc_campaign_device_state result = BC_CDEV_PENDING;
     bc_error err;
-    bc_status st = bc_campaign_finish(&conn, id, dev, cmd, outcome, "it | failed", &retry, now,
-                                      &result, applied, &err);
+    bc_status st = bc_campaign_finish(&bc_test_conn, id, dev, cmd, outcome, "it | failed", &retry,
+                                      now, &result, applied, &err);
     if (st != BC_OK)
         fail_msg("finish %s %s: %s", id, dev, err.text);
     return result;
@@ -208,7 +167,7 @@ static dev_list devices_of(const char *id)
     dev_list l;
     memset(&l, 0, sizeof(l));
     bc_error err;
-    if (bc_campaign_devices(&conn, id, collect_dev, &l, &err) != BC_OK)
+    if (bc_campaign_devices(&bc_test_conn, id, collect_dev, &l, &err) != BC_OK)
         fail_msg("devices %s: %s", id, err.text);
     return l;
 }
@@ -318,17 +277,17 @@ static void test_create_refusals(void **state)
     assert_int_equal(try_create(BC_CAMPAIGN_RECORDING_KEY, NULL, 0, &err), BC_ERR_STATE);
     /* the other kind is fine; so is the same kind once the first is over */
     assert_int_equal(try_create(BC_CAMPAIGN_IDENTITY, two, 2, &err), BC_OK);
-    assert_int_equal(bc_campaign_abort(&conn, c.id, T0 + 1, NULL, NULL, &err), BC_OK);
+    assert_int_equal(bc_campaign_abort(&bc_test_conn, c.id, T0 + 1, NULL, NULL, &err), BC_OK);
     assert_int_equal(try_create(BC_CAMPAIGN_RECORDING_KEY, two, 2, &err), BC_OK);
 
     bc_campaign_spec spec = {.kind = BC_CAMPAIGN_IDENTITY, .pace_per_s = 0, .created_by = ACTOR};
-    assert_int_equal(bc_campaign_create(&conn, &spec, T0, NULL, &err), BC_ERR_INVAL);
+    assert_int_equal(bc_campaign_create(&bc_test_conn, &spec, T0, NULL, &err), BC_ERR_INVAL);
     spec.pace_per_s = 1;
     spec.created_by = "";
-    assert_int_equal(bc_campaign_create(&conn, &spec, T0, NULL, &err), BC_ERR_INVAL);
+    assert_int_equal(bc_campaign_create(&bc_test_conn, &spec, T0, NULL, &err), BC_ERR_INVAL);
 
     /* no active camera at all */
-    bc_test_redis_flush(&conn);
+    bc_test_redis_flush(&bc_test_conn);
     camera("cam-003", "revoked", true);
     assert_int_equal(try_create(BC_CAMPAIGN_IDENTITY, NULL, 0, &err), BC_ERR_STATE);
 }
@@ -340,49 +299,56 @@ static void test_key_ready(void **state)
     bc_campaign c = create(BC_CAMPAIGN_RECORDING_KEY, NULL, 0, 5, T0);
     char key_id[BC_ID_MAX + 1] = "x";
     bc_error err;
-    assert_int_equal(bc_campaign_key_of(&conn, c.id, key_id, sizeof(key_id), &err), BC_OK);
+    assert_int_equal(bc_campaign_key_of(&bc_test_conn, c.id, key_id, sizeof(key_id), &err), BC_OK);
     assert_string_equal(key_id, "");
     /* no key yet: nothing is handed out */
     bc_campaign_next_result nx;
-    assert_int_equal(bc_campaign_next(&conn, c.id, T0, 8, 100, 1000, &nx, &err), BC_ERR_STATE);
+    assert_int_equal(bc_campaign_next(&bc_test_conn, c.id, T0, 8, 100, 1000, &nx, &err),
+                     BC_ERR_STATE);
 
     bool already = true;
-    assert_int_equal(bc_campaign_key_ready(&conn, c.id, "rk-2", T0 + 10, &already, &err), BC_OK);
+    assert_int_equal(bc_campaign_key_ready(&bc_test_conn, c.id, "rk-2", T0 + 10, &already, &err),
+                     BC_OK);
     assert_false(already);
     c = get(c.id);
     assert_int_equal(c.state, BC_CAMPAIGN_RUNNING);
     assert_string_equal(c.key_id, "rk-2");
     assert_int_equal(c.started_at, T0 + 10);
     /* a redelivered request: already, and the key stays */
-    assert_int_equal(bc_campaign_key_ready(&conn, c.id, "rk-3", T0 + 20, &already, &err), BC_OK);
+    assert_int_equal(bc_campaign_key_ready(&bc_test_conn, c.id, "rk-3", T0 + 20, &already, &err),
+                     BC_OK);
     assert_true(already);
-    assert_int_equal(bc_campaign_key_of(&conn, c.id, key_id, sizeof(key_id), &err), BC_OK);
+    assert_int_equal(bc_campaign_key_of(&bc_test_conn, c.id, key_id, sizeof(key_id), &err), BC_OK);
     assert_string_equal(key_id, "rk-2");
     /* the key's record is not there: next says so */
-    assert_int_equal(bc_campaign_next(&conn, c.id, T0 + 20, 8, 100, 1000, &nx, &err), BC_ERR_STATE);
+    assert_int_equal(bc_campaign_next(&bc_test_conn, c.id, T0 + 20, 8, 100, 1000, &nx, &err),
+                     BC_ERR_STATE);
     assert_non_null(strstr(err.text, "rk-2"));
 
     bc_campaign i = create(BC_CAMPAIGN_IDENTITY, NULL, 0, 5, T0);
-    assert_int_equal(bc_campaign_key_ready(&conn, i.id, "rk-4", T0, NULL, &err), BC_ERR_STATE);
-    assert_int_equal(bc_campaign_key_ready(&conn, "C99", "rk-4", T0, NULL, &err), BC_ERR_NOT_FOUND);
-    assert_int_equal(bc_campaign_key_of(&conn, "C99", key_id, sizeof(key_id), &err),
+    assert_int_equal(bc_campaign_key_ready(&bc_test_conn, i.id, "rk-4", T0, NULL, &err),
+                     BC_ERR_STATE);
+    assert_int_equal(bc_campaign_key_ready(&bc_test_conn, "C99", "rk-4", T0, NULL, &err),
+                     BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_campaign_key_of(&bc_test_conn, "C99", key_id, sizeof(key_id), &err),
                      BC_ERR_NOT_FOUND);
 
     /* aborted before the vault answered: no key any more; paused: key, stays paused */
-    bc_test_redis_flush(&conn);
+    bc_test_redis_flush(&bc_test_conn);
     camera("cam-001", "active", true);
     camera("cam-002", "active", true);
     const char *a[] = {"cam-001"}, *b[] = {"cam-002"};
     bc_campaign x = create(BC_CAMPAIGN_RECORDING_KEY, a, 1, 5, T0);
     bc_campaign y = create(BC_CAMPAIGN_RECORDING_KEY, b, 1, 5, T0);
-    assert_int_equal(bc_campaign_abort(&conn, x.id, T0, NULL, NULL, &err), BC_OK);
-    assert_int_equal(bc_campaign_key_ready(&conn, x.id, "rk-5", T0, NULL, &err), BC_ERR_STATE);
-    assert_int_equal(bc_campaign_pause(&conn, y.id, T0, NULL, NULL, &err), BC_OK);
-    assert_int_equal(bc_campaign_key_ready(&conn, y.id, "rk-5", T0, NULL, &err), BC_OK);
+    assert_int_equal(bc_campaign_abort(&bc_test_conn, x.id, T0, NULL, NULL, &err), BC_OK);
+    assert_int_equal(bc_campaign_key_ready(&bc_test_conn, x.id, "rk-5", T0, NULL, &err),
+                     BC_ERR_STATE);
+    assert_int_equal(bc_campaign_pause(&bc_test_conn, y.id, T0, NULL, NULL, &err), BC_OK);
+    assert_int_equal(bc_campaign_key_ready(&bc_test_conn, y.id, "rk-5", T0, NULL, &err), BC_OK);
     y = get(y.id);
     assert_int_equal(y.state, BC_CAMPAIGN_PAUSED);
     assert_string_equal(y.key_id, "rk-5");
-    assert_int_equal(bc_campaign_resume(&conn, y.id, T0, &y, NULL, &err), BC_OK);
+    assert_int_equal(bc_campaign_resume(&bc_test_conn, y.id, T0, &y, NULL, &err), BC_OK);
     assert_int_equal(y.state, BC_CAMPAIGN_RUNNING);
 }
 
@@ -447,15 +413,16 @@ static void test_next_global_cap(void **state)
     bc_campaign_next_result nx;
     bc_error err;
     /* send_max 2/s: x takes the one send allowed now, y gets none */
-    assert_int_equal(bc_campaign_next(&conn, x.id, T0, 8, 2, 1000, &nx, &err), BC_OK);
+    assert_int_equal(bc_campaign_next(&bc_test_conn, x.id, T0, 8, 2, 1000, &nx, &err), BC_OK);
     assert_int_equal(nx.count, 1);
-    assert_int_equal(bc_campaign_next(&conn, y.id, T0, 8, 2, 1000, &nx, &err), BC_OK);
+    assert_int_equal(bc_campaign_next(&bc_test_conn, y.id, T0, 8, 2, 1000, &nx, &err), BC_OK);
     assert_int_equal(nx.count, 0);
-    assert_int_equal(bc_campaign_next(&conn, y.id, T0 + 500, 8, 2, 1000, &nx, &err), BC_OK);
+    assert_int_equal(bc_campaign_next(&bc_test_conn, y.id, T0 + 500, 8, 2, 1000, &nx, &err), BC_OK);
     assert_int_equal(nx.count, 1);
     assert_string_equal(nx.devices[0], "cam-004");
     /* with room, the campaign's own pace gives many at once after a while */
-    assert_int_equal(bc_campaign_next(&conn, x.id, T0 + 10000, 8, 1000, 1000, &nx, &err), BC_OK);
+    assert_int_equal(bc_campaign_next(&bc_test_conn, x.id, T0 + 10000, 8, 1000, 1000, &nx, &err),
+                     BC_OK);
     assert_int_equal(nx.count, 3); /* the leased cam-001 is back too: the lease ran out */
 }
 
@@ -488,7 +455,7 @@ static void test_send_and_answers(void **state)
 
     bc_campaign_cmd cmd;
     bc_error err;
-    assert_int_equal(bc_campaign_cmd_get(&conn, "k1", &cmd, &err), BC_OK);
+    assert_int_equal(bc_campaign_cmd_get(&bc_test_conn, "k1", &cmd, &err), BC_OK);
     assert_string_equal(cmd.campaign_id, c.id);
     assert_string_equal(cmd.device, "cam-001");
     assert_int_equal(cmd.phase, BC_PHASE_RECORDING_KEY);
@@ -496,7 +463,7 @@ static void test_send_and_answers(void **state)
     assert_int_equal(cmd.campaign_state, BC_CAMPAIGN_RUNNING);
     assert_true(cmd.current);
     assert_int_equal(cmd.device_state, BC_CDEV_SENT);
-    assert_int_equal(bc_campaign_cmd_get(&conn, "nope", &cmd, &err), BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_campaign_cmd_get(&bc_test_conn, "nope", &cmd, &err), BC_ERR_NOT_FOUND);
     c = get(c.id);
     assert_int_equal(c.in_flight, 1);
     assert_int_equal(c.pending, 1);
@@ -514,7 +481,7 @@ static void test_send_and_answers(void **state)
     c = get(c.id);
     assert_int_equal(c.done, 1);
     assert_int_equal(c.state, BC_CAMPAIGN_RUNNING);
-    assert_int_equal(bc_campaign_cmd_get(&conn, "k1", &cmd, &err), BC_OK);
+    assert_int_equal(bc_campaign_cmd_get(&bc_test_conn, "k1", &cmd, &err), BC_OK);
     assert_false(cmd.current);
 
     assert_true(mark(c.id, "cam-002", BC_PHASE_RECORDING_KEY, "k2", NULL, NULL, T0 + 40));
@@ -525,7 +492,7 @@ static void test_send_and_answers(void **state)
     assert_int_equal(c.finished_at, T0 + 50);
     assert_int_equal(integer(CMD("SISMEMBER", "bodycam:campaigns:active", c.id)), 0);
     bc_campaign_totals t;
-    assert_int_equal(bc_campaign_totals_get(&conn, &t, &err), BC_OK);
+    assert_int_equal(bc_campaign_totals_get(&bc_test_conn, &t, &err), BC_OK);
     assert_int_equal(t.active, 0);
 }
 
@@ -547,9 +514,11 @@ static void test_retry_then_failed(void **state)
         size_t n = 9;
         bc_campaign_expired_cmd exp[4];
         bc_error err;
-        assert_int_equal(bc_campaign_expired(&conn, c.id, now + 9999, exp, 4, &n, &err), BC_OK);
+        assert_int_equal(bc_campaign_expired(&bc_test_conn, c.id, now + 9999, exp, 4, &n, &err),
+                         BC_OK);
         assert_int_equal(n, 0);
-        assert_int_equal(bc_campaign_expired(&conn, c.id, now + 10000, exp, 4, &n, &err), BC_OK);
+        assert_int_equal(bc_campaign_expired(&bc_test_conn, c.id, now + 10000, exp, 4, &n, &err),
+                         BC_OK);
         assert_int_equal(n, 1);
         assert_string_equal(exp[0].device, "cam-001");
         assert_string_equal(exp[0].cmd_id, cmd);
@@ -595,15 +564,15 @@ static void test_install_phase(void **state)
     assert_string_equal(l.d[0].cmd_id, "i1");
     bc_campaign_cmd cmd;
     bc_error err;
-    assert_int_equal(bc_campaign_cmd_get(&conn, "i1", &cmd, &err), BC_OK);
+    assert_int_equal(bc_campaign_cmd_get(&bc_test_conn, "i1", &cmd, &err), BC_OK);
     assert_int_equal(cmd.phase, BC_PHASE_INSTALL);
     assert_string_equal(cmd.fingerprint, fp);
     assert_true(cmd.current);
-    assert_int_equal(bc_campaign_cmd_get(&conn, "r1", &cmd, &err), BC_OK);
+    assert_int_equal(bc_campaign_cmd_get(&bc_test_conn, "r1", &cmd, &err), BC_OK);
     assert_false(cmd.current); /* the request's CSR is answered */
     bc_campaign_expired_cmd exp[2];
     size_t n = 0;
-    assert_int_equal(bc_campaign_expired(&conn, c.id, T0 + 20000, exp, 2, &n, &err), BC_OK);
+    assert_int_equal(bc_campaign_expired(&bc_test_conn, c.id, T0 + 20000, exp, 2, &n, &err), BC_OK);
     assert_int_equal(n, 1);
     assert_int_equal(exp[0].phase, BC_PHASE_INSTALL);
     assert_string_equal(exp[0].fingerprint, fp);
@@ -623,49 +592,52 @@ static void test_pause_resume_abort(void **state)
     assert_true(mark(c.id, nx.devices[0], BC_PHASE_REQUEST, "r1", NULL, NULL, T0));
     bool changed = false;
     bc_error err;
-    assert_int_equal(bc_campaign_pause(&conn, c.id, T0, &c, &changed, &err), BC_OK);
+    assert_int_equal(bc_campaign_pause(&bc_test_conn, c.id, T0, &c, &changed, &err), BC_OK);
     assert_true(changed);
     assert_int_equal(c.state, BC_CAMPAIGN_PAUSED);
-    assert_int_equal(bc_campaign_pause(&conn, c.id, T0, &c, &changed, &err), BC_OK);
+    assert_int_equal(bc_campaign_pause(&bc_test_conn, c.id, T0, &c, &changed, &err), BC_OK);
     assert_false(changed);
     /* paused: nothing handed out, a leased camera cannot be marked */
-    assert_int_equal(bc_campaign_next(&conn, c.id, T0 + 1000, 8, 1000, 1000, &nx, &err),
+    assert_int_equal(bc_campaign_next(&bc_test_conn, c.id, T0 + 1000, 8, 1000, 1000, &nx, &err),
                      BC_ERR_STATE);
     assert_false(mark(c.id, "cam-002", BC_PHASE_REQUEST, "r2", NULL, NULL, T0 + 1000));
     /* an answer to what is out still counts */
     assert_int_equal(finish(c.id, "cam-001", "r1", BC_OUTCOME_RETRY, T0 + 1000, NULL),
                      BC_CDEV_PENDING);
-    assert_int_equal(bc_campaign_resume(&conn, c.id, T0, &c, &changed, &err), BC_OK);
+    assert_int_equal(bc_campaign_resume(&bc_test_conn, c.id, T0, &c, &changed, &err), BC_OK);
     assert_true(changed);
     assert_int_equal(c.state, BC_CAMPAIGN_RUNNING);
-    assert_int_equal(bc_campaign_resume(&conn, c.id, T0, &c, &changed, &err), BC_OK);
+    assert_int_equal(bc_campaign_resume(&bc_test_conn, c.id, T0, &c, &changed, &err), BC_OK);
     assert_false(changed);
 
     nx = next(c.id, T0 + 5000, 1);
     assert_int_equal(nx.count, 1);
     assert_true(mark(c.id, nx.devices[0], BC_PHASE_REQUEST, "r3", NULL, NULL, T0 + 5000));
-    assert_int_equal(bc_campaign_abort(&conn, c.id, T0 + 6000, &c, &changed, &err), BC_OK);
+    assert_int_equal(bc_campaign_abort(&bc_test_conn, c.id, T0 + 6000, &c, &changed, &err), BC_OK);
     assert_true(changed);
     assert_int_equal(c.state, BC_CAMPAIGN_ABORTED);
     assert_int_equal(c.finished_at, T0 + 6000);
     assert_int_equal(c.pending, 0);
     assert_int_equal(integer(CMD("SISMEMBER", "bodycam:campaigns:active", c.id)), 0);
     assert_int_equal(integer(CMD("SISMEMBER", "bodycam:campaigns:draining", c.id)), 1);
-    assert_int_equal(bc_campaign_pause(&conn, c.id, T0, NULL, NULL, &err), BC_ERR_STATE);
-    assert_int_equal(bc_campaign_resume(&conn, c.id, T0, NULL, NULL, &err), BC_ERR_STATE);
-    assert_int_equal(bc_campaign_abort(&conn, c.id, T0, NULL, &changed, &err), BC_OK);
+    assert_int_equal(bc_campaign_pause(&bc_test_conn, c.id, T0, NULL, NULL, &err), BC_ERR_STATE);
+    assert_int_equal(bc_campaign_resume(&bc_test_conn, c.id, T0, NULL, NULL, &err), BC_ERR_STATE);
+    assert_int_equal(bc_campaign_abort(&bc_test_conn, c.id, T0, NULL, &changed, &err), BC_OK);
     assert_false(changed);
     /* the aborted campaign is still watched for what is out; a failure
      * there is final */
     size_t seen = 0;
     bc_campaign_expired_cmd exp[2];
-    assert_int_equal(bc_campaign_expired(&conn, c.id, T0 + 20000, exp, 2, &seen, &err), BC_OK);
+    assert_int_equal(bc_campaign_expired(&bc_test_conn, c.id, T0 + 20000, exp, 2, &seen, &err),
+                     BC_OK);
     assert_int_equal(seen, 1);
     assert_int_equal(finish(c.id, exp[0].device, "r3", BC_OUTCOME_RETRY, T0 + 20000, NULL),
                      BC_CDEV_FAILED);
     assert_int_equal(integer(CMD("SISMEMBER", "bodycam:campaigns:draining", c.id)), 0);
-    assert_int_equal(bc_campaign_pause(&conn, "C77", T0, NULL, NULL, &err), BC_ERR_NOT_FOUND);
-    assert_int_equal(bc_campaign_pause(&conn, "nonsense", T0, NULL, NULL, &err), BC_ERR_INVAL);
+    assert_int_equal(bc_campaign_pause(&bc_test_conn, "C77", T0, NULL, NULL, &err),
+                     BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_campaign_pause(&bc_test_conn, "nonsense", T0, NULL, NULL, &err),
+                     BC_ERR_INVAL);
 }
 
 typedef struct id_list {
@@ -700,34 +672,34 @@ static void test_list_watched_totals(void **state)
     bc_campaign z = create(BC_CAMPAIGN_RECORDING_KEY, NULL, 0, 10, T0 + 3);
     bc_error err;
     id_list l = {0};
-    assert_int_equal(bc_campaign_list(&conn, true, collect_campaign, &l, &err), BC_OK);
+    assert_int_equal(bc_campaign_list(&bc_test_conn, true, collect_campaign, &l, &err), BC_OK);
     assert_int_equal(l.n, 3);
     assert_string_equal(l.ids[0], y.id); /* by created_at */
     assert_string_equal(l.ids[1], x.id);
     assert_string_equal(l.ids[2], z.id);
     bc_campaign_totals t;
-    assert_int_equal(bc_campaign_totals_get(&conn, &t, &err), BC_OK);
+    assert_int_equal(bc_campaign_totals_get(&bc_test_conn, &t, &err), BC_OK);
     assert_int_equal(t.active, 3);
     assert_int_equal(t.cameras, 4);
-    assert_int_equal(
-        bc_campaign_next(&conn, y.id, T0 + 5, 1, 100, 100, &(bc_campaign_next_result){0}, &err),
-        BC_OK);
+    assert_int_equal(bc_campaign_next(&bc_test_conn, y.id, T0 + 5, 1, 100, 100,
+                                      &(bc_campaign_next_result){0}, &err),
+                     BC_OK);
     assert_true(mark(y.id, "cam-002", BC_PHASE_REQUEST, "r1", NULL, NULL, T0 + 5));
     assert_int_equal(finish(y.id, "cam-002", "r1", BC_OUTCOME_FAILED, T0 + 6, NULL),
                      BC_CDEV_FAILED);
-    assert_int_equal(bc_campaign_abort(&conn, x.id, T0 + 7, NULL, NULL, &err), BC_OK);
-    assert_int_equal(bc_campaign_totals_get(&conn, &t, &err), BC_OK);
+    assert_int_equal(bc_campaign_abort(&bc_test_conn, x.id, T0 + 7, NULL, NULL, &err), BC_OK);
+    assert_int_equal(bc_campaign_totals_get(&bc_test_conn, &t, &err), BC_OK);
     assert_int_equal(t.active, 1);
     assert_int_equal(t.cameras, 2);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(bc_campaign_list(&conn, true, collect_campaign, &l, &err), BC_OK);
+    assert_int_equal(bc_campaign_list(&bc_test_conn, true, collect_campaign, &l, &err), BC_OK);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.ids[0], z.id);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(bc_campaign_list(&conn, false, collect_campaign, &l, &err), BC_OK);
+    assert_int_equal(bc_campaign_list(&bc_test_conn, false, collect_campaign, &l, &err), BC_OK);
     assert_int_equal(l.n, 3);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(bc_campaign_watched(&conn, collect_id, &l, &err), BC_OK);
+    assert_int_equal(bc_campaign_watched(&bc_test_conn, collect_id, &l, &err), BC_OK);
     assert_int_equal(l.n, 1); /* x was aborted with nothing out */
     assert_string_equal(l.ids[0], z.id);
     assert_int_equal(get(y.id).failed, 1);
@@ -739,20 +711,24 @@ static void test_rate_take(void **state)
     (void)state;
     int64_t g = -1;
     bc_error err;
-    assert_int_equal(bc_campaign_rate_take(&conn, "reconnect", 2, 5, T0, &g, &err), BC_OK);
+    assert_int_equal(bc_campaign_rate_take(&bc_test_conn, "reconnect", 2, 5, T0, &g, &err), BC_OK);
     assert_int_equal(g, 1);
-    assert_int_equal(bc_campaign_rate_take(&conn, "reconnect", 2, 5, T0 + 499, &g, &err), BC_OK);
+    assert_int_equal(bc_campaign_rate_take(&bc_test_conn, "reconnect", 2, 5, T0 + 499, &g, &err),
+                     BC_OK);
     assert_int_equal(g, 0);
-    assert_int_equal(bc_campaign_rate_take(&conn, "reconnect", 2, 5, T0 + 500, &g, &err), BC_OK);
+    assert_int_equal(bc_campaign_rate_take(&bc_test_conn, "reconnect", 2, 5, T0 + 500, &g, &err),
+                     BC_OK);
     assert_int_equal(g, 1);
     /* an idle bucket does not save up more than the slack */
-    assert_int_equal(bc_campaign_rate_take(&conn, "reconnect", 20, 100, T0 + 60000, &g, &err),
-                     BC_OK);
+    assert_int_equal(
+        bc_campaign_rate_take(&bc_test_conn, "reconnect", 20, 100, T0 + 60000, &g, &err), BC_OK);
     assert_int_equal(g, BC_CAMPAIGN_RATE_SLACK_MS / 50 + 1);
     /* another bucket is independent */
-    assert_int_equal(bc_campaign_rate_take(&conn, "other", 2, 5, T0 + 499, &g, &err), BC_OK);
+    assert_int_equal(bc_campaign_rate_take(&bc_test_conn, "other", 2, 5, T0 + 499, &g, &err),
+                     BC_OK);
     assert_int_equal(g, 1);
-    assert_int_equal(bc_campaign_rate_take(&conn, "bad name", 2, 5, T0, &g, &err), BC_ERR_INVAL);
+    assert_int_equal(bc_campaign_rate_take(&bc_test_conn, "bad name", 2, 5, T0, &g, &err),
+                     BC_ERR_INVAL);
 }
 
 typedef struct key_list {
@@ -779,7 +755,7 @@ static void test_recording_keys(void **state)
     CMD_OK("SET", "bodycam:recording-keys:current", "rk-b");
     key_list l = {0};
     bc_error err;
-    assert_int_equal(bc_recording_keys_list(&conn, collect_key, &l, &err), BC_OK);
+    assert_int_equal(bc_recording_keys_list(&bc_test_conn, collect_key, &l, &err), BC_OK);
     assert_int_equal(l.n, 2);
     assert_string_equal(l.k[0].key_id, "rk-a");
     assert_string_equal(l.k[0].status, "retired");
@@ -804,19 +780,32 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
-        cmocka_unit_test_setup_teardown(test_create_all, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_ready, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_next_online_and_pace, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_next_global_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_send_and_answers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retry_then_failed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_install_phase, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pause_resume_abort, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_watched_totals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_take, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recording_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_script_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_all, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_create_refusals, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_key_ready, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_next_online_and_pace, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_next_global_cap, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_send_and_answers, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_then_failed, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_install_phase, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_pause_resume_abort, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_list_watched_totals, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_rate_take, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_recording_keys, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_script_flush, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, bc_test_redis_group_setup, bc_test_redis_group_teardown);
 }

@@ -24,62 +24,11 @@
 #define DAY BC_CATALOG_DAY_MS
 #define T0 1714557600000LL /* 2024-05-01T10:00:00Z */
 
-/* Generous: the last test pipelines 10,000 commits, slow under the sanitizers. */
-#define REDIS_TIMEOUT_MS 10000
-
-static bc_test_redis srv;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return bc_test_redis_start(&srv, "catalog") == BC_OK ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    bc_test_redis_stop(&srv);
-    return 0;
-}
-
-static bc_redis conn;
-
-/* Runs a command, returns the reply (the caller frees it). */
-static redisReply *cmd(int argc, const char **argv)
-{
-    redisReply *reply = NULL;
-    bc_error err;
-    bc_status st = bc_redis_command(&conn, argc, argv, NULL, &reply, &err);
-    if (st != BC_OK)
-        fail_msg("%s: %s", argv[0], err.text);
-    return reply;
-}
-
-static void cmd_ok(int argc, const char **argv)
-{
-    freeReplyObject(cmd(argc, argv));
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    bc_test_redis_connect(&srv, REDIS_TIMEOUT_MS, &conn);
-    bc_test_redis_flush(&conn);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    bc_redis_close(&conn);
-    return 0;
-}
-
 /* ZSCORE key member: true and *score when present. */
 static bool zscore(const char *key, const char *member, long long *score)
 {
     const char *argv[] = {"ZSCORE", key, member};
-    redisReply *r = cmd(3, argv);
+    redisReply *r = bc_test_cmd(3, argv);
     bool found = r->type == REDIS_REPLY_STRING;
     if (found && score != NULL)
         *score = strtoll(r->str, NULL, 10);
@@ -116,7 +65,7 @@ static bc_recording_meta commit(const char *device, const char *id, int64_t reco
     bool created = false;
     bc_error err;
     bc_status st =
-        bc_catalog_commit(&conn, &m, recorded_at + 3600000, &created, NULL, 0, NULL, &err);
+        bc_catalog_commit(&bc_test_conn, &m, recorded_at + 3600000, &created, NULL, 0, NULL, &err);
     if (st != BC_OK)
         fail_msg("commit %s/%s: %s", device, id, err.text);
     assert_true(created);
@@ -127,7 +76,7 @@ static bc_recording_meta get(const char *ref)
 {
     bc_recording_meta m;
     bc_error err;
-    bc_status st = bc_catalog_recording_get(&conn, ref, &m, &err);
+    bc_status st = bc_catalog_recording_get(&bc_test_conn, ref, &m, &err);
     if (st != BC_OK)
         fail_msg("get %s: %s", ref, err.text);
     return m;
@@ -138,15 +87,16 @@ static size_t purge_all(int64_t now, uint64_t first_seq, int64_t tombstone_days)
 {
     bc_recording_meta out[16];
     size_t n = 0;
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 16, &n, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 16, &n, NULL), BC_OK);
     const char *refs[16];
     uint64_t seqs[16];
     for (size_t i = 0; i < n; i++) {
         refs[i] = out[i].ref;
         seqs[i] = first_seq + i;
     }
-    assert_int_equal(bc_catalog_purge_audited(&conn, refs, seqs, n, NULL), BC_OK);
-    assert_int_equal(bc_catalog_purge_done(&conn, refs, n, now, tombstone_days, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_audited(&bc_test_conn, refs, seqs, n, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_done(&bc_test_conn, refs, n, now, tombstone_days, NULL),
+                     BC_OK);
     return n;
 }
 
@@ -154,8 +104,8 @@ static bc_hold place(const char *ref, bc_hold_reason reason, const char *case_re
 {
     bc_hold h;
     bc_error err;
-    bc_status st = bc_catalog_hold_place(&conn, ref, reason, case_ref, "officer Jansen", "", T0, &h,
-                                         created, &err);
+    bc_status st = bc_catalog_hold_place(&bc_test_conn, ref, reason, case_ref, "officer Jansen", "",
+                                         T0, &h, created, &err);
     if (st != BC_OK)
         fail_msg("hold on %s: %s", ref, err.text);
     return h;
@@ -307,8 +257,8 @@ static void test_commit_idempotent(void **state)
     m.warnings = 0;
     bool created = false;
     size_t holds = 99;
-    assert_int_equal(bc_catalog_commit(&conn, &m, T0 + 1000, &created, NULL, 0, &holds, NULL),
-                     BC_OK);
+    assert_int_equal(
+        bc_catalog_commit(&bc_test_conn, &m, T0 + 1000, &created, NULL, 0, &holds, NULL), BC_OK);
     assert_true(created);
     assert_int_equal(holds, 0);
     assert_string_equal(m.ref, "cam-1/r1");
@@ -337,39 +287,41 @@ static void test_commit_idempotent(void **state)
     /* a redelivered upload: nothing changes, m gets the stored record */
     bc_recording_meta again = meta("cam-1", "r1", T0);
     again.size = 1;
-    assert_int_equal(bc_catalog_commit(&conn, &again, T0 + 5000, &created, NULL, 0, NULL, NULL),
-                     BC_OK);
+    assert_int_equal(
+        bc_catalog_commit(&bc_test_conn, &again, T0 + 5000, &created, NULL, 0, NULL, NULL), BC_OK);
     assert_false(created);
     assert_int_equal(again.size, 4096);
     assert_true(again.emergency);
     assert_int_equal(get("cam-1/r1").size, 4096);
 
     collected c = {0};
-    assert_int_equal(bc_catalog_unaudited(&conn, collect_ref, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_unaudited(&bc_test_conn, collect_ref, &c, NULL), BC_OK);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.refs[0], "cam-1/r1");
-    assert_int_equal(bc_catalog_commit_audited(&conn, "cam-1/r1", 41, NULL), BC_OK);
+    assert_int_equal(bc_catalog_commit_audited(&bc_test_conn, "cam-1/r1", 41, NULL), BC_OK);
     assert_int_equal(get("cam-1/r1").commit_audit_seq, 41);
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_unaudited(&conn, collect_ref, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_unaudited(&bc_test_conn, collect_ref, &c, NULL), BC_OK);
     assert_int_equal(c.n, 0);
-    assert_int_equal(bc_catalog_commit_audited(&conn, "cam-1/nope", 42, NULL), BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_catalog_commit_audited(&bc_test_conn, "cam-1/nope", 42, NULL),
+                     BC_ERR_NOT_FOUND);
 
     bc_recording_meta g2;
-    assert_int_equal(bc_catalog_recording_get(&conn, "cam-9/x", &g2, NULL), BC_ERR_NOT_FOUND);
-    assert_int_equal(bc_catalog_recording_get(&conn, "not a ref", &g2, NULL), BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_recording_get(&bc_test_conn, "cam-9/x", &g2, NULL),
+                     BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_catalog_recording_get(&bc_test_conn, "not a ref", &g2, NULL), BC_ERR_INVAL);
 
     bc_recording_meta bad = meta("cam-1", "r2", T0);
     bad.warnings = 3;
-    assert_int_equal(bc_catalog_commit(&conn, &bad, T0, &created, NULL, 0, NULL, NULL),
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &bad, T0, &created, NULL, 0, NULL, NULL),
                      BC_ERR_INVAL);
     bad = meta("cam-1", "r2", T0);
     bad.sha256[3] = 'A';
-    assert_int_equal(bc_catalog_commit(&conn, &bad, T0, &created, NULL, 0, NULL, NULL),
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &bad, T0, &created, NULL, 0, NULL, NULL),
                      BC_ERR_INVAL);
     bad = meta("cam-1", "r2", T0);
     snprintf(bad.ref, sizeof(bad.ref), "cam-2/r2");
-    assert_int_equal(bc_catalog_commit(&conn, &bad, T0, &created, NULL, 0, NULL, NULL),
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &bad, T0, &created, NULL, 0, NULL, NULL),
                      BC_ERR_INVAL);
 }
 
@@ -377,13 +329,13 @@ static void test_commit_officer(void **state)
 {
     (void)state;
     const char *h[] = {"HSET", "bodycam:assignment:cam-h", "officer", "o-17", "shift", "x"};
-    cmd_ok(6, h);
+    bc_test_cmd_ok(6, h);
     const char *s[] = {"SET", "bodycam:assignment:cam-s", "o_9"};
-    cmd_ok(3, s);
+    bc_test_cmd_ok(3, s);
     const char *bad[] = {"SET", "bodycam:assignment:cam-b", "o 9; DROP"};
-    cmd_ok(3, bad);
+    bc_test_cmd_ok(3, bad);
     const char *wrong[] = {"SADD", "bodycam:assignment:cam-w", "o-1"};
-    cmd_ok(3, wrong);
+    bc_test_cmd_ok(3, wrong);
     assert_string_equal(commit("cam-h", "a", T0).officer, "o-17");
     assert_string_equal(commit("cam-s", "a", T0).officer, "o_9");
     assert_string_equal(commit("cam-b", "a", T0).officer, "");
@@ -396,7 +348,7 @@ static void test_list_filters(void **state)
 {
     (void)state;
     const char *h[] = {"HSET", "bodycam:assignment:cam-a", "officer", "o-1"};
-    cmd_ok(4, h);
+    bc_test_cmd_ok(4, h);
     commit("cam-a", "a3", T0 + 3000);
     commit("cam-a", "a1", T0 + 1000);
     commit("cam-b", "b2", T0 + 2000);
@@ -406,7 +358,7 @@ static void test_list_filters(void **state)
 
     bc_recording_filter f = {.status = -1};
     collected c = {0};
-    assert_int_equal(bc_catalog_recordings_list(&conn, &f, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &f, collect_rec, &c, NULL), BC_OK);
     assert_int_equal(c.n, 5);
     const char *order[] = {"cam-a/a1", "cam-b/b2", "cam-a/a3", "cam-b/b4", "cam-a/a5"};
     for (int i = 0; i < 5; i++)
@@ -414,7 +366,7 @@ static void test_list_filters(void **state)
 
     f.device = "cam-a";
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_recordings_list(&conn, &f, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &f, collect_rec, &c, NULL), BC_OK);
     assert_int_equal(c.n, 3);
     assert_string_equal(c.refs[1], "cam-a/a3");
 
@@ -422,7 +374,7 @@ static void test_list_filters(void **state)
     f.from = T0 + 2000;
     f.to = T0 + 4000;
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_recordings_list(&conn, &f, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &f, collect_rec, &c, NULL), BC_OK);
     assert_int_equal(c.n, 3);
     assert_string_equal(c.refs[0], "cam-b/b2");
     assert_string_equal(c.refs[2], "cam-b/b4");
@@ -430,42 +382,48 @@ static void test_list_filters(void **state)
     f.to = 0; /* no upper bound */
     f.officer = "o-1";
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_recordings_list(&conn, &f, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &f, collect_rec, &c, NULL), BC_OK);
     assert_int_equal(c.n, 2);
     assert_string_equal(c.refs[0], "cam-a/a3");
     assert_string_equal(c.refs[1], "cam-a/a5");
 
     bc_recording_filter held = {.status = -1, .held_only = true};
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_recordings_list(&conn, &held, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &held, collect_rec, &c, NULL),
+                     BC_OK);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.refs[0], "cam-b/b4");
 
     bc_recording_filter limited = {.status = -1, .limit = 2};
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_recordings_list(&conn, &limited, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &limited, collect_rec, &c, NULL),
+                     BC_OK);
     assert_int_equal(c.n, 2);
 
     bc_recording_filter stop = {.status = -1};
     memset(&c, 0, sizeof(c));
     c.stop_after = 3;
-    assert_int_equal(bc_catalog_recordings_list(&conn, &stop, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &stop, collect_rec, &c, NULL),
+                     BC_OK);
     assert_int_equal(c.n, 3);
 
     /* only a1 is due (b4 is held, the others are younger) */
     assert_int_equal(purge_all(T0 + 1000 + 28 * DAY, 100, 30), 1);
     bc_recording_filter purged = {.status = BC_REC_PURGED};
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_recordings_list(&conn, &purged, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &purged, collect_rec, &c, NULL),
+                     BC_OK);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.refs[0], "cam-a/a1");
     bc_recording_filter committed = {.status = BC_REC_COMMITTED};
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_recordings_list(&conn, &committed, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &committed, collect_rec, &c, NULL),
+                     BC_OK);
     assert_int_equal(c.n, 4);
 
     bc_recording_filter badf = {.status = 7};
-    assert_int_equal(bc_catalog_recordings_list(&conn, &badf, collect_rec, &c, NULL), BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &badf, collect_rec, &c, NULL),
+                     BC_ERR_INVAL);
 }
 
 /* More recordings than one page of the list script. */
@@ -473,25 +431,25 @@ static void test_list_pages(void **state)
 {
     (void)state;
     bc_error err;
-    assert_int_equal(bc_catalog_scripts_load(&conn, &err), BC_OK);
+    assert_int_equal(bc_catalog_scripts_load(&bc_test_conn, &err), BC_OK);
     bc_recording_meta *ms = calloc(1200, sizeof(*ms));
     assert_non_null(ms);
     for (int i = 0; i < 1200; i++) {
         char id[16];
         snprintf(id, sizeof(id), "p%04d", i);
         ms[i] = meta("cam-p", id, T0 + i);
-        assert_int_equal(bc_catalog_commit_append(&conn, &ms[i], T0, &err), BC_OK);
+        assert_int_equal(bc_catalog_commit_append(&bc_test_conn, &ms[i], T0, &err), BC_OK);
     }
     for (int i = 0; i < 1200; i++) {
         bool created = false;
-        assert_int_equal(bc_catalog_commit_reply(&conn, &ms[i], &created, NULL, 0, NULL, &err),
-                         BC_OK);
+        assert_int_equal(
+            bc_catalog_commit_reply(&bc_test_conn, &ms[i], &created, NULL, 0, NULL, &err), BC_OK);
         assert_true(created);
     }
     free(ms);
     bc_recording_filter f = {.status = -1, .device = "cam-p", .from = T0 + 100};
     collected c = {0};
-    assert_int_equal(bc_catalog_recordings_list(&conn, &f, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &f, collect_rec, &c, NULL), BC_OK);
     assert_int_equal(c.n, 1100);
     assert_string_equal(c.refs[0], "cam-p/p0100");
 }
@@ -509,7 +467,7 @@ static void test_purge_begin(void **state)
 
     bc_recording_meta out[4];
     size_t n = 9;
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 4, &n, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 4, &n, NULL), BC_OK);
     assert_int_equal(n, 1);
     assert_string_equal(out[0].ref, "cam-1/due");
     assert_int_equal(out[0].status, BC_REC_PURGING);
@@ -521,33 +479,33 @@ static void test_purge_begin(void **state)
 
     /* a stale expiry entry (a held recording) is dropped, not purged */
     const char *stale[] = {"ZADD", "bodycam:recordings:expiry", "0", "cam-1/held"};
-    cmd_ok(4, stale);
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 4, &n, NULL), BC_OK);
+    bc_test_cmd_ok(4, stale);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 4, &n, NULL), BC_OK);
     assert_int_equal(n, 0);
     assert_false(in_expiry("cam-1/held"));
     assert_int_equal(get("cam-1/held").status, BC_REC_COMMITTED);
 
     /* a second pass finds nothing more; the purging one is left to finish */
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 4, &n, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 4, &n, NULL), BC_OK);
     assert_int_equal(n, 0);
     collected c = {0};
-    assert_int_equal(bc_catalog_purging(&conn, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purging(&bc_test_conn, collect_rec, &c, NULL), BC_OK);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.refs[0], "cam-1/due");
 
     const char *refs[] = {"cam-1/due"};
     const uint64_t seqs[] = {812};
-    assert_int_equal(bc_catalog_purge_audited(&conn, refs, seqs, 1, NULL), BC_OK);
-    assert_int_equal(bc_catalog_purge_done(&conn, refs, 1, now + 5, 30, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_audited(&bc_test_conn, refs, seqs, 1, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_done(&bc_test_conn, refs, 1, now + 5, 30, NULL), BC_OK);
     bc_recording_meta g = get("cam-1/due");
     assert_int_equal(g.status, BC_REC_PURGED);
     assert_int_equal(g.purged_at, now + 5);
     assert_int_equal(g.purge_audit_seq, 812);
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_purging(&conn, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purging(&bc_test_conn, collect_rec, &c, NULL), BC_OK);
     assert_int_equal(c.n, 0);
     const char *ttl[] = {"TTL", "bodycam:recording:cam-1/due"};
-    redisReply *t = cmd(2, ttl);
+    redisReply *t = bc_test_cmd(2, ttl);
     assert_true(t->integer > 29 * 86400 && t->integer <= 30 * 86400);
     freeReplyObject(t);
 
@@ -555,11 +513,11 @@ static void test_purge_begin(void **state)
     commit("cam-2", "x1", T0);
     commit("cam-2", "x2", T0);
     commit("cam-2", "x3", T0);
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 2, &n, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 2, &n, NULL), BC_OK);
     assert_int_equal(n, 2);
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 2, &n, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 2, &n, NULL), BC_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(bc_catalog_purge_done(&conn, refs, 1, now, -1, NULL), BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_purge_done(&bc_test_conn, refs, 1, now, -1, NULL), BC_ERR_INVAL);
 }
 
 static void test_hold_release(void **state)
@@ -586,57 +544,61 @@ static void test_hold_release(void **state)
 
     bc_hold h;
     bc_error err;
-    assert_int_equal(bc_catalog_hold_place(&conn, "cam-1/r", BC_HOLD_INZAGE, "R1", "x", "", T0, &h,
-                                           &created, &err),
-                     BC_ERR_INVAL);
-    assert_int_equal(bc_catalog_hold_place(&conn, "cam-1/r", BC_HOLD_KLACHT, "bad case", "x", "",
+    assert_int_equal(bc_catalog_hold_place(&bc_test_conn, "cam-1/r", BC_HOLD_INZAGE, "R1", "x", "",
                                            T0, &h, &created, &err),
                      BC_ERR_INVAL);
-    assert_int_equal(bc_catalog_hold_place(&conn, "cam-1/none", BC_HOLD_KLACHT, "K", "x", "", T0,
-                                           &h, &created, &err),
+    assert_int_equal(bc_catalog_hold_place(&bc_test_conn, "cam-1/r", BC_HOLD_KLACHT, "bad case",
+                                           "x", "", T0, &h, &created, &err),
+                     BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_hold_place(&bc_test_conn, "cam-1/none", BC_HOLD_KLACHT, "K", "x",
+                                           "", T0, &h, &created, &err),
                      BC_ERR_NOT_FOUND);
 
     assert_int_equal(
-        bc_catalog_hold_release(&conn, a.id, "clerk", "case dropped", T0 + 9, &h, &err), BC_OK);
+        bc_catalog_hold_release(&bc_test_conn, a.id, "clerk", "case dropped", T0 + 9, &h, &err),
+        BC_OK);
     assert_false(h.active);
     assert_int_equal(h.released_at, T0 + 9);
     assert_string_equal(h.released_by, "clerk");
     assert_string_equal(h.release_note, "case dropped");
     assert_false(in_expiry("cam-1/r")); /* the klacht still holds it */
-    assert_int_equal(bc_catalog_hold_release(&conn, a.id, "clerk", "", T0, &h, &err), BC_ERR_STATE);
+    assert_int_equal(bc_catalog_hold_release(&bc_test_conn, a.id, "clerk", "", T0, &h, &err),
+                     BC_ERR_STATE);
     assert_non_null(strstr(err.text, "released at"));
-    assert_int_equal(bc_catalog_hold_release(&conn, k.id, "clerk", "", T0, &h, &err), BC_OK);
+    assert_int_equal(bc_catalog_hold_release(&bc_test_conn, k.id, "clerk", "", T0, &h, &err),
+                     BC_OK);
     long long score = 0;
     assert_true(zscore("bodycam:recordings:expiry", "cam-1/r", &score));
     assert_int_equal(score, T0 + 28 * DAY);
     assert_int_equal(get("cam-1/r").active_holds, 0);
-    assert_int_equal(bc_catalog_hold_release(&conn, "H999", "clerk", "", T0, &h, &err),
+    assert_int_equal(bc_catalog_hold_release(&bc_test_conn, "H999", "clerk", "", T0, &h, &err),
                      BC_ERR_NOT_FOUND);
-    assert_int_equal(bc_catalog_hold_release(&conn, "X1", "clerk", "", T0, &h, &err), BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_hold_release(&bc_test_conn, "X1", "clerk", "", T0, &h, &err),
+                     BC_ERR_INVAL);
 
     /* the same reason and case again: a new hold, the old one stays released */
     bc_hold b = place("cam-1/r", BC_HOLD_AANGIFTE, "PL-2024-1", &created);
     assert_true(created);
     assert_string_not_equal(b.id, a.id);
-    assert_int_equal(bc_catalog_hold_get(&conn, a.id, &h, NULL), BC_OK);
+    assert_int_equal(bc_catalog_hold_get(&bc_test_conn, a.id, &h, NULL), BC_OK);
     assert_false(h.active);
 
     collected c = {0};
     bc_hold_filter all = {.ref = "cam-1/r"};
-    assert_int_equal(bc_catalog_holds_list(&conn, &all, collect_hold, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_holds_list(&bc_test_conn, &all, collect_hold, &c, NULL), BC_OK);
     assert_int_equal(c.n, 3);
     bc_hold_filter active = {.ref = "cam-1/r", .active_only = true};
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_holds_list(&conn, &active, collect_hold, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_holds_list(&bc_test_conn, &active, collect_hold, &c, NULL), BC_OK);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.holds[0].id, b.id);
     bc_hold_filter cased = {.case_ref = "PL-2024-1"};
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_holds_list(&conn, &cased, collect_hold, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_holds_list(&bc_test_conn, &cased, collect_hold, &c, NULL), BC_OK);
     assert_int_equal(c.n, 2);
     bc_hold_filter none = {.ref = "cam-1/other"};
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_holds_list(&conn, &none, collect_hold, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_holds_list(&bc_test_conn, &none, collect_hold, &c, NULL), BC_OK);
     assert_int_equal(c.n, 0);
 }
 
@@ -648,24 +610,24 @@ static void test_hold_on_purged_refused(void **state)
     int64_t now = T0 + 28 * DAY + 10;
     bc_recording_meta out[4];
     size_t n = 0;
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 4, &n, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 4, &n, NULL), BC_OK);
     assert_int_equal(n, 2);
     const char *refs[] = {"cam-1/gone"};
-    assert_int_equal(bc_catalog_purge_done(&conn, refs, 1, utc(2024, 5, 29, 12, 0), 30, NULL),
-                     BC_OK);
+    assert_int_equal(
+        bc_catalog_purge_done(&bc_test_conn, refs, 1, utc(2024, 5, 29, 12, 0), 30, NULL), BC_OK);
     bc_hold h;
     bc_error err;
     bool created = true;
-    assert_int_equal(bc_catalog_hold_place(&conn, "cam-1/gone", BC_HOLD_AANGIFTE, "PL-1", "x", "",
-                                           now, &h, &created, &err),
+    assert_int_equal(bc_catalog_hold_place(&bc_test_conn, "cam-1/gone", BC_HOLD_AANGIFTE, "PL-1",
+                                           "x", "", now, &h, &created, &err),
                      BC_ERR_STATE);
     assert_non_null(strstr(err.text, "purged at 2024-05-29T12:00:00Z"));
-    assert_int_equal(bc_catalog_hold_place(&conn, "cam-1/going", BC_HOLD_AANGIFTE, "PL-1", "x", "",
-                                           now, &h, &created, &err),
+    assert_int_equal(bc_catalog_hold_place(&bc_test_conn, "cam-1/going", BC_HOLD_AANGIFTE, "PL-1",
+                                           "x", "", now, &h, &created, &err),
                      BC_ERR_STATE);
     assert_non_null(strstr(err.text, "being purged"));
     const char *card[] = {"EXISTS", "bodycam:holds:recording:cam-1/gone"};
-    redisReply *r = cmd(2, card);
+    redisReply *r = bc_test_cmd(2, card);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 }
@@ -677,17 +639,18 @@ static void test_hold_races_purge(void **state)
 {
     (void)state;
     bc_error err;
-    assert_int_equal(bc_catalog_scripts_load(&conn, &err), BC_OK);
+    assert_int_equal(bc_catalog_scripts_load(&bc_test_conn, &err), BC_OK);
     enum { N = 300 };
     static bc_recording_meta ms[N];
     for (int i = 0; i < N; i++) {
         char id[16];
         snprintf(id, sizeof(id), "race%03d", i);
         ms[i] = meta("cam-r", id, T0);
-        assert_int_equal(bc_catalog_commit_append(&conn, &ms[i], T0, &err), BC_OK);
+        assert_int_equal(bc_catalog_commit_append(&bc_test_conn, &ms[i], T0, &err), BC_OK);
     }
     for (int i = 0; i < N; i++)
-        assert_int_equal(bc_catalog_commit_reply(&conn, &ms[i], NULL, NULL, 0, NULL, &err), BC_OK);
+        assert_int_equal(bc_catalog_commit_reply(&bc_test_conn, &ms[i], NULL, NULL, 0, NULL, &err),
+                         BC_OK);
     /* the first one held before the purge starts: it must survive */
     place("cam-r/race000", BC_HOLD_AANGIFTE, "PL-R", NULL);
     int64_t now = T0 + 29 * DAY;
@@ -696,7 +659,7 @@ static void test_hold_races_purge(void **state)
     assert_true(child >= 0);
     if (child == 0) {
         bc_redis r;
-        bc_redis_config cfg = bc_test_redis_config(srv.port, REDIS_TIMEOUT_MS);
+        bc_redis_config cfg = bc_test_redis_config(bc_test_srv.port, BC_TEST_REDIS_TIMEOUT_MS);
         if (bc_redis_init(&r, &cfg, NULL) != BC_OK || bc_redis_connect_now(&r, NULL) != BC_OK)
             _exit(2);
         for (int i = N - 1; i >= 1; i--) {
@@ -713,7 +676,7 @@ static void test_hold_races_purge(void **state)
     size_t n = 0;
     size_t purged = 0;
     do {
-        assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 5, &n, &err), BC_OK);
+        assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 5, &n, &err), BC_OK);
         for (size_t i = 0; i < n; i++)
             assert_int_equal(out[i].active_holds, 0);
         purged += n;
@@ -723,7 +686,7 @@ static void test_hold_races_purge(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     /* a pass after the holder finished finds nothing new */
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 5, &n, &err), BC_OK);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 5, &n, &err), BC_OK);
     assert_int_equal(n, 0);
 
     size_t held = 0;
@@ -755,13 +718,13 @@ static void test_tombstone_sweep(void **state)
     assert_int_equal(purge_all(T0 + 28 * DAY + 1, 1, 30), 1);
     assert_int_equal(purge_all(T0 + 29 * DAY + 1, 2, 30), 1);
     size_t removed = 9;
-    assert_int_equal(bc_catalog_tombstones_sweep(&conn, 10, &removed, NULL), BC_OK);
+    assert_int_equal(bc_catalog_tombstones_sweep(&bc_test_conn, 10, &removed, NULL), BC_OK);
     assert_int_equal(removed, 0); /* both tombstones are still there */
 
     /* the first tombstone's EXPIRE fires */
     const char *del[] = {"DEL", "bodycam:recording:cam-1/old"};
-    cmd_ok(2, del);
-    assert_int_equal(bc_catalog_tombstones_sweep(&conn, 10, &removed, NULL), BC_OK);
+    bc_test_cmd_ok(2, del);
+    assert_int_equal(bc_catalog_tombstones_sweep(&bc_test_conn, 10, &removed, NULL), BC_OK);
     assert_int_equal(removed, 1);
     assert_false(zscore("bodycam:recordings", "cam-1/old", NULL));
     assert_false(zscore("bodycam:recordings:device:cam-1", "cam-1/old", NULL));
@@ -769,19 +732,19 @@ static void test_tombstone_sweep(void **state)
     assert_true(zscore("bodycam:recordings:tombstones", "cam-1/newer", NULL));
 
     const char *del2[] = {"DEL", "bodycam:recording:cam-1/newer"};
-    cmd_ok(2, del2);
-    assert_int_equal(bc_catalog_tombstones_sweep(&conn, 10, &removed, NULL), BC_OK);
+    bc_test_cmd_ok(2, del2);
+    assert_int_equal(bc_catalog_tombstones_sweep(&bc_test_conn, 10, &removed, NULL), BC_OK);
     assert_int_equal(removed, 1);
     bc_recording_filter f = {.status = -1};
     collected c = {0};
-    assert_int_equal(bc_catalog_recordings_list(&conn, &f, collect_rec, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recordings_list(&bc_test_conn, &f, collect_rec, &c, NULL), BC_OK);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.refs[0], "cam-1/kept");
 
     /* tombstone_days 0: kept for ever, never swept */
     assert_int_equal(purge_all(T0 + 40 * DAY, 5, 0), 1);
     const char *ttl[] = {"TTL", "bodycam:recording:cam-1/kept"};
-    redisReply *t = cmd(2, ttl);
+    redisReply *t = bc_test_cmd(2, ttl);
     assert_int_equal(t->integer, -1);
     freeReplyObject(t);
     assert_false(zscore("bodycam:recordings:tombstones", "cam-1/kept", NULL));
@@ -818,21 +781,23 @@ static void test_request_lifecycle(void **state)
      * retention was zero */
     bc_recording_meta early = meta("cam-1", "early", T0 + 4500);
     early.delete_after = early.recorded_at;
-    assert_int_equal(bc_catalog_commit(&conn, &early, T0, NULL, NULL, 0, NULL, NULL), BC_OK);
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &early, T0, NULL, NULL, 0, NULL, NULL),
+                     BC_OK);
     bc_recording_meta out[4];
     size_t n = 0;
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, 4, &n, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, 4, &n, NULL), BC_OK);
     assert_int_equal(n, 1);
     const char *refs[] = {"cam-1/early"};
     const uint64_t seqs[] = {77};
-    assert_int_equal(bc_catalog_purge_audited(&conn, refs, seqs, 1, NULL), BC_OK);
-    assert_int_equal(bc_catalog_purge_done(&conn, refs, 1, now - 5, 30, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_audited(&bc_test_conn, refs, seqs, 1, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_done(&bc_test_conn, refs, 1, now - 5, 30, NULL), BC_OK);
 
     bc_access_request q = request(T0, T0 + 5000, "cam-1");
     q.deadline = bc_catalog_add_months(now, 1);
     collected c = {0};
     bc_error err;
-    assert_int_equal(bc_catalog_request_register(&conn, &q, now, collect_match, &c, &err), BC_OK);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &q, now, collect_match, &c, &err),
+                     BC_OK);
     assert_string_equal(q.id, "R1");
     assert_int_equal(q.status, BC_REQ_OPEN);
     assert_int_equal(q.registered_at, now);
@@ -855,7 +820,7 @@ static void test_request_lifecycle(void **state)
     assert_null(match_of(&c, "cam-2/other"));
 
     bc_hold hold;
-    assert_int_equal(bc_catalog_hold_get(&conn, m1->hold_id, &hold, NULL), BC_OK);
+    assert_int_equal(bc_catalog_hold_get(&bc_test_conn, m1->hold_id, &hold, NULL), BC_OK);
     assert_int_equal(hold.reason, BC_HOLD_INZAGE);
     assert_string_equal(hold.case_ref, "R1");
     assert_string_equal(hold.request_id, "R1");
@@ -864,8 +829,9 @@ static void test_request_lifecycle(void **state)
     assert_true(in_expiry("cam-2/other"));
     assert_int_equal(get("cam-1/in2").active_holds, 1);
     /* an inzage hold goes with its request, not on its own */
-    assert_int_equal(bc_catalog_hold_release(&conn, m1->hold_id, "clerk", "", now, &hold, &err),
-                     BC_ERR_STATE);
+    assert_int_equal(
+        bc_catalog_hold_release(&bc_test_conn, m1->hold_id, "clerk", "", now, &hold, &err),
+        BC_ERR_STATE);
     assert_non_null(strstr(err.text, "R1"));
 
     /* committed later inside the window, while open: held at once */
@@ -873,7 +839,7 @@ static void test_request_lifecycle(void **state)
     bc_catalog_hold_ref auto_holds[BC_CATALOG_AUTO_HOLDS_MAX];
     size_t auto_count = 0;
     bool created = false;
-    assert_int_equal(bc_catalog_commit(&conn, &lm, now + 100, &created, auto_holds,
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &lm, now + 100, &created, auto_holds,
                                        BC_CATALOG_AUTO_HOLDS_MAX, &auto_count, &err),
                      BC_OK);
     assert_int_equal(auto_count, 1);
@@ -883,16 +849,17 @@ static void test_request_lifecycle(void **state)
     assert_false(in_expiry("cam-1/uploaded-late"));
     /* another camera's recording in the window is not */
     bc_recording_meta om = meta("cam-2", "late-other", T0 + 3000);
-    assert_int_equal(bc_catalog_commit(&conn, &om, now, &created, auto_holds,
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &om, now, &created, auto_holds,
                                        BC_CATALOG_AUTO_HOLDS_MAX, &auto_count, &err),
                      BC_OK);
     assert_int_equal(auto_count, 0);
 
     bc_access_request g;
-    assert_int_equal(bc_catalog_request_get(&conn, "R1", &g, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_get(&bc_test_conn, "R1", &g, NULL), BC_OK);
     assert_int_equal(g.held, 3);
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_request_matches(&conn, "R1", collect_match, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_matches(&bc_test_conn, "R1", collect_match, &c, NULL),
+                     BC_OK);
     assert_int_equal(c.n, 4);
     assert_string_equal(c.matches[0].ref, "cam-1/in1"); /* recorded_at order */
     assert_string_equal(c.matches[1].ref, "cam-1/in2");
@@ -902,8 +869,8 @@ static void test_request_lifecycle(void **state)
 
     /* close: every inzage hold released, the recordings due again */
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_request_close(&conn, "R1", "sent stills", "privacy desk", now + DAY,
-                                              collect_hold, &c, &err),
+    assert_int_equal(bc_catalog_request_close(&bc_test_conn, "R1", "sent stills", "privacy desk",
+                                              now + DAY, collect_hold, &c, &err),
                      BC_OK);
     assert_int_equal(c.n, 3);
     for (size_t i = 0; i < 3; i++) {
@@ -913,18 +880,19 @@ static void test_request_lifecycle(void **state)
     assert_true(in_expiry("cam-1/in1"));
     assert_true(in_expiry("cam-1/uploaded-late"));
     assert_int_equal(get("cam-1/in2").active_holds, 0);
-    assert_int_equal(bc_catalog_request_get(&conn, "R1", &g, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_get(&bc_test_conn, "R1", &g, NULL), BC_OK);
     assert_int_equal(g.status, BC_REQ_CLOSED);
     assert_string_equal(g.answer, "sent stills");
     assert_int_equal(g.closed_at, now + DAY);
-    assert_int_equal(bc_catalog_request_close(&conn, "R1", "again", "x", now, NULL, NULL, &err),
-                     BC_ERR_STATE);
-    assert_int_equal(bc_catalog_request_close(&conn, "R9", "x", "x", now, NULL, NULL, &err),
+    assert_int_equal(
+        bc_catalog_request_close(&bc_test_conn, "R1", "again", "x", now, NULL, NULL, &err),
+        BC_ERR_STATE);
+    assert_int_equal(bc_catalog_request_close(&bc_test_conn, "R9", "x", "x", now, NULL, NULL, &err),
                      BC_ERR_NOT_FOUND);
 
     /* after the close a commit in the window is not held */
     bc_recording_meta after = meta("cam-1", "after-close", T0 + 4000);
-    assert_int_equal(bc_catalog_commit(&conn, &after, now + 2 * DAY, &created, auto_holds,
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &after, now + 2 * DAY, &created, auto_holds,
                                        BC_CATALOG_AUTO_HOLDS_MAX, &auto_count, &err),
                      BC_OK);
     assert_int_equal(auto_count, 0);
@@ -939,11 +907,12 @@ static void test_request_close_keeps_other_holds(void **state)
     place("cam-1/r", BC_HOLD_AANGIFTE, "PL-7", NULL);
     bc_access_request q = request(T0 - 1, T0 + 1, NULL);
     q.deadline = now + 30 * DAY;
-    assert_int_equal(bc_catalog_request_register(&conn, &q, now, NULL, NULL, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &q, now, NULL, NULL, NULL), BC_OK);
     assert_int_equal(q.held, 1);
     assert_int_equal(get("cam-1/r").active_holds, 2);
-    assert_int_equal(bc_catalog_request_close(&conn, q.id, "done", "desk", now, NULL, NULL, NULL),
-                     BC_OK);
+    assert_int_equal(
+        bc_catalog_request_close(&bc_test_conn, q.id, "done", "desk", now, NULL, NULL, NULL),
+        BC_OK);
     assert_int_equal(get("cam-1/r").active_holds, 1);
     assert_false(in_expiry("cam-1/r")); /* the aangifte still holds it */
 }
@@ -953,7 +922,7 @@ static void test_request_officer_and_validation(void **state)
     (void)state;
     int64_t now = T0 + DAY;
     const char *h[] = {"SET", "bodycam:assignment:cam-1", "o-5"};
-    cmd_ok(3, h);
+    bc_test_cmd_ok(3, h);
     commit("cam-1", "mine", T0);
     commit("cam-1", "first", T0 - 10); /* the window's ends are inside it */
     commit("cam-1", "last", T0 + 10);
@@ -964,7 +933,8 @@ static void test_request_officer_and_validation(void **state)
     snprintf(q.officer, sizeof(q.officer), "o-5");
     q.deadline = now + DAY;
     collected c = {0};
-    assert_int_equal(bc_catalog_request_register(&conn, &q, now, collect_match, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &q, now, collect_match, &c, NULL),
+                     BC_OK);
     assert_int_equal(c.n, 3);
     assert_non_null(match_of(&c, "cam-1/mine"));
     assert_non_null(match_of(&c, "cam-1/first"));
@@ -973,32 +943,39 @@ static void test_request_officer_and_validation(void **state)
     bc_recording_meta edge = meta("cam-1", "edge", T0 + 10);
     bc_catalog_hold_ref holds[4];
     size_t count = 0;
-    assert_int_equal(bc_catalog_commit(&conn, &edge, now, NULL, holds, 4, &count, NULL), BC_OK);
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &edge, now, NULL, holds, 4, &count, NULL),
+                     BC_OK);
     assert_int_equal(count, 1);
     bc_recording_meta past = meta("cam-1", "past", T0 + 11);
-    assert_int_equal(bc_catalog_commit(&conn, &past, now, NULL, holds, 4, &count, NULL), BC_OK);
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &past, now, NULL, holds, 4, &count, NULL),
+                     BC_OK);
     assert_int_equal(count, 0);
     const char *reassign[] = {"SET", "bodycam:assignment:cam-1", "o-6"};
-    cmd_ok(3, reassign);
+    bc_test_cmd_ok(3, reassign);
     bc_recording_meta theirs = meta("cam-1", "theirs", T0);
-    assert_int_equal(bc_catalog_commit(&conn, &theirs, now, NULL, holds, 4, &count, NULL), BC_OK);
+    assert_int_equal(bc_catalog_commit(&bc_test_conn, &theirs, now, NULL, holds, 4, &count, NULL),
+                     BC_OK);
     assert_int_equal(count, 0);
     assert_string_equal(q.officer, "o-5");
 
     bc_access_request bad = request(T0, T0, NULL);
     bad.deadline = now + DAY;
-    assert_int_equal(bc_catalog_request_register(&conn, &bad, now, NULL, NULL, NULL), BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &bad, now, NULL, NULL, NULL),
+                     BC_ERR_INVAL);
     bad = request(T0, T0 + 1, "Not-A-Cam");
     bad.deadline = now + DAY;
-    assert_int_equal(bc_catalog_request_register(&conn, &bad, now, NULL, NULL, NULL), BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &bad, now, NULL, NULL, NULL),
+                     BC_ERR_INVAL);
     bad = request(T0, T0 + 1, NULL);
     bad.deadline = now + DAY;
     snprintf(bad.requester, sizeof(bad.requester), "tab\there");
-    assert_int_equal(bc_catalog_request_register(&conn, &bad, now, NULL, NULL, NULL), BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &bad, now, NULL, NULL, NULL),
+                     BC_ERR_INVAL);
     bad = request(T0, T0 + 1, NULL);
     bad.deadline = now - 1;
-    assert_int_equal(bc_catalog_request_register(&conn, &bad, now, NULL, NULL, NULL), BC_ERR_INVAL);
-    assert_int_equal(bc_catalog_request_get(&conn, "R2", &bad, NULL), BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &bad, now, NULL, NULL, NULL),
+                     BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_request_get(&bc_test_conn, "R2", &bad, NULL), BC_ERR_NOT_FOUND);
 }
 
 static void test_request_extend_once(void **state)
@@ -1007,42 +984,42 @@ static void test_request_extend_once(void **state)
     int64_t now = T0;
     bc_access_request q = request(T0 - DAY, T0, NULL);
     q.deadline = bc_catalog_add_months(now, 1);
-    assert_int_equal(bc_catalog_request_register(&conn, &q, now, NULL, NULL, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &q, now, NULL, NULL, NULL), BC_OK);
     bc_access_request out;
     bc_error err;
-    assert_int_equal(
-        bc_catalog_request_extend(&conn, q.id, q.deadline - 1, "complex", "desk", now, &out, &err),
-        BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_request_extend(&bc_test_conn, q.id, q.deadline - 1, "complex",
+                                               "desk", now, &out, &err),
+                     BC_ERR_INVAL);
     int64_t later = bc_catalog_add_months(now, 3);
-    assert_int_equal(
-        bc_catalog_request_extend(&conn, q.id, later, "complex request", "desk", now, &out, &err),
-        BC_OK);
+    assert_int_equal(bc_catalog_request_extend(&bc_test_conn, q.id, later, "complex request",
+                                               "desk", now, &out, &err),
+                     BC_OK);
     assert_true(out.extended);
     assert_int_equal(out.deadline, later);
     assert_string_equal(out.extension_reason, "complex request");
     long long score = 0;
     assert_true(zscore("bodycam:requests:open", q.id, &score));
     assert_int_equal(score, later);
-    assert_int_equal(
-        bc_catalog_request_extend(&conn, q.id, later + DAY, "again", "desk", now, &out, &err),
-        BC_ERR_STATE);
+    assert_int_equal(bc_catalog_request_extend(&bc_test_conn, q.id, later + DAY, "again", "desk",
+                                               now, &out, &err),
+                     BC_ERR_STATE);
     assert_non_null(strstr(err.text, "extended already"));
-    assert_int_equal(bc_catalog_request_get(&conn, q.id, &out, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_get(&bc_test_conn, q.id, &out, NULL), BC_OK);
     assert_int_equal(out.deadline, later);
 
     bc_access_request q2 = request(T0 - DAY, T0, NULL);
     q2.deadline = now + DAY;
-    assert_int_equal(bc_catalog_request_register(&conn, &q2, now, NULL, NULL, NULL), BC_OK);
-    assert_int_equal(
-        bc_catalog_request_close(&conn, q2.id, "nothing found", "desk", now, NULL, NULL, NULL),
-        BC_OK);
-    assert_int_equal(
-        bc_catalog_request_extend(&conn, q2.id, now + 9 * DAY, "late", "desk", now, NULL, &err),
-        BC_ERR_STATE);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &q2, now, NULL, NULL, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_close(&bc_test_conn, q2.id, "nothing found", "desk", now,
+                                              NULL, NULL, NULL),
+                     BC_OK);
+    assert_int_equal(bc_catalog_request_extend(&bc_test_conn, q2.id, now + 9 * DAY, "late", "desk",
+                                               now, NULL, &err),
+                     BC_ERR_STATE);
     assert_non_null(strstr(err.text, "closed"));
-    assert_int_equal(
-        bc_catalog_request_extend(&conn, "R77", now + 9 * DAY, "x", "desk", now, NULL, &err),
-        BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_catalog_request_extend(&bc_test_conn, "R77", now + 9 * DAY, "x", "desk",
+                                               now, NULL, &err),
+                     BC_ERR_NOT_FOUND);
 }
 
 static void test_requests_overdue(void **state)
@@ -1055,43 +1032,46 @@ static void test_requests_overdue(void **state)
     b.deadline = now + 5 * DAY;
     bc_access_request c3 = request(T0 - DAY, T0, NULL);
     c3.deadline = now + 1 * DAY;
-    assert_int_equal(bc_catalog_request_register(&conn, &a, now, NULL, NULL, NULL), BC_OK);
-    assert_int_equal(bc_catalog_request_register(&conn, &b, now + 1, NULL, NULL, NULL), BC_OK);
-    assert_int_equal(bc_catalog_request_register(&conn, &c3, now + 2, NULL, NULL, NULL), BC_OK);
-    assert_int_equal(
-        bc_catalog_request_close(&conn, c3.id, "answered", "desk", now + 3, NULL, NULL, NULL),
-        BC_OK);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &a, now, NULL, NULL, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &b, now + 1, NULL, NULL, NULL),
+                     BC_OK);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &c3, now + 2, NULL, NULL, NULL),
+                     BC_OK);
+    assert_int_equal(bc_catalog_request_close(&bc_test_conn, c3.id, "answered", "desk", now + 3,
+                                              NULL, NULL, NULL),
+                     BC_OK);
 
     collected c = {0};
-    assert_int_equal(bc_catalog_requests_overdue(&conn, now + 5 * DAY, collect_req, &c, NULL),
-                     BC_OK);
+    assert_int_equal(
+        bc_catalog_requests_overdue(&bc_test_conn, now + 5 * DAY, collect_req, &c, NULL), BC_OK);
     assert_int_equal(c.n, 0); /* the deadline itself is not past it */
-    assert_int_equal(bc_catalog_requests_overdue(&conn, now + 6 * DAY, collect_req, &c, NULL),
-                     BC_OK);
+    assert_int_equal(
+        bc_catalog_requests_overdue(&bc_test_conn, now + 6 * DAY, collect_req, &c, NULL), BC_OK);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.reqs[0].id, b.id);
-    assert_int_equal(bc_catalog_request_mark_alerted(&conn, b.id, true, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_mark_alerted(&bc_test_conn, b.id, true, NULL), BC_OK);
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_requests_overdue(&conn, now + 11 * DAY, collect_req, &c, NULL),
-                     BC_OK);
+    assert_int_equal(
+        bc_catalog_requests_overdue(&bc_test_conn, now + 11 * DAY, collect_req, &c, NULL), BC_OK);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.reqs[0].id, a.id);
-    assert_int_equal(bc_catalog_request_mark_alerted(&conn, b.id, false, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_mark_alerted(&bc_test_conn, b.id, false, NULL), BC_OK);
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_requests_overdue(&conn, now + 11 * DAY, collect_req, &c, NULL),
-                     BC_OK);
+    assert_int_equal(
+        bc_catalog_requests_overdue(&bc_test_conn, now + 11 * DAY, collect_req, &c, NULL), BC_OK);
     assert_int_equal(c.n, 2);
     assert_string_equal(c.reqs[0].id, a.id); /* by registration */
     assert_string_equal(c.reqs[1].id, b.id);
-    assert_int_equal(bc_catalog_request_mark_alerted(&conn, "R99", true, NULL), BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_catalog_request_mark_alerted(&bc_test_conn, "R99", true, NULL),
+                     BC_ERR_NOT_FOUND);
 
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_requests_list(&conn, false, collect_req, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_requests_list(&bc_test_conn, false, collect_req, &c, NULL), BC_OK);
     assert_int_equal(c.n, 3);
     assert_string_equal(c.reqs[2].id, c3.id);
     assert_int_equal(c.reqs[2].status, BC_REQ_CLOSED);
     memset(&c, 0, sizeof(c));
-    assert_int_equal(bc_catalog_requests_list(&conn, true, collect_req, &c, NULL), BC_OK);
+    assert_int_equal(bc_catalog_requests_list(&bc_test_conn, true, collect_req, &c, NULL), BC_OK);
     assert_int_equal(c.n, 2);
     assert_string_equal(c.reqs[0].id, a.id);
 }
@@ -1106,51 +1086,53 @@ static void test_bad_records_are_parse_errors(void **state)
     memset(officer, 'o', sizeof(officer) - 1);
     officer[sizeof(officer) - 1] = '\0';
     const char *h[] = {"HSET", "bodycam:recording:cam-1/r", "officer", officer};
-    cmd_ok(4, h);
+    bc_test_cmd_ok(4, h);
     bc_recording_meta m;
-    assert_int_equal(bc_catalog_recording_get(&conn, "cam-1/r", &m, NULL), BC_ERR_PARSE);
+    assert_int_equal(bc_catalog_recording_get(&bc_test_conn, "cam-1/r", &m, NULL), BC_ERR_PARSE);
     const char *st[] = {"HSET", "bodycam:recording:cam-1/r", "officer", "", "status", "lost"};
-    cmd_ok(6, st);
-    assert_int_equal(bc_catalog_recording_get(&conn, "cam-1/r", &m, NULL), BC_ERR_PARSE);
+    bc_test_cmd_ok(6, st);
+    assert_int_equal(bc_catalog_recording_get(&bc_test_conn, "cam-1/r", &m, NULL), BC_ERR_PARSE);
     const char *num[] = {"HSET", "bodycam:recording:cam-1/r", "status", "committed", "size",
                          "12abc"};
-    cmd_ok(6, num);
-    assert_int_equal(bc_catalog_recording_get(&conn, "cam-1/r", &m, NULL), BC_ERR_PARSE);
+    bc_test_cmd_ok(6, num);
+    assert_int_equal(bc_catalog_recording_get(&bc_test_conn, "cam-1/r", &m, NULL), BC_ERR_PARSE);
 
     bc_access_request q = request(T0, T0 + 1, NULL);
     q.deadline = T0 + DAY;
-    assert_int_equal(bc_catalog_request_register(&conn, &q, T0, NULL, NULL, NULL), BC_OK);
+    assert_int_equal(bc_catalog_request_register(&bc_test_conn, &q, T0, NULL, NULL, NULL), BC_OK);
     char cams[17 * 3];
     cams[0] = '\0';
     for (int i = 0; i < 17; i++)
         strcat(cams, i > 0 ? ",c1" : "c1");
     const char *qc[] = {"HSET", "bodycam:request:R1", "cameras", cams};
-    cmd_ok(4, qc);
-    assert_int_equal(bc_catalog_request_get(&conn, "R1", &q, NULL), BC_ERR_PARSE);
+    bc_test_cmd_ok(4, qc);
+    assert_int_equal(bc_catalog_request_get(&bc_test_conn, "R1", &q, NULL), BC_ERR_PARSE);
     const char *mv[] = {"HSET", "bodycam:request:R1:matches", "cam-1/r", "garbage"};
-    cmd_ok(4, mv);
-    assert_int_equal(bc_catalog_request_matches(&conn, "R1", NULL, NULL, NULL), BC_ERR_PARSE);
+    bc_test_cmd_ok(4, mv);
+    assert_int_equal(bc_catalog_request_matches(&bc_test_conn, "R1", NULL, NULL, NULL),
+                     BC_ERR_PARSE);
 }
 
 static void test_script_flush(void **state)
 {
     (void)state;
     bc_error err;
-    assert_int_equal(bc_catalog_scripts_load(&conn, &err), BC_OK);
+    assert_int_equal(bc_catalog_scripts_load(&bc_test_conn, &err), BC_OK);
     const char *flush[] = {"SCRIPT", "FLUSH"};
-    cmd_ok(2, flush);
+    bc_test_cmd_ok(2, flush);
     /* a plain call falls back to EVAL */
     commit("cam-1", "a", T0);
     assert_int_equal(get("cam-1/a").status, BC_REC_COMMITTED);
     /* a pipeline cannot: NOSCRIPT is an error until the scripts are loaded */
-    cmd_ok(2, flush);
+    bc_test_cmd_ok(2, flush);
     bc_recording_meta m = meta("cam-1", "b", T0);
-    assert_int_equal(bc_catalog_commit_append(&conn, &m, T0, &err), BC_OK);
-    assert_int_equal(bc_catalog_commit_reply(&conn, &m, NULL, NULL, 0, NULL, &err), BC_ERR_STATE);
+    assert_int_equal(bc_catalog_commit_append(&bc_test_conn, &m, T0, &err), BC_OK);
+    assert_int_equal(bc_catalog_commit_reply(&bc_test_conn, &m, NULL, NULL, 0, NULL, &err),
+                     BC_ERR_STATE);
     assert_non_null(strstr(err.text, "NOSCRIPT"));
-    assert_int_equal(bc_catalog_scripts_load(&conn, &err), BC_OK);
-    assert_int_equal(bc_catalog_commit_append(&conn, &m, T0, &err), BC_OK);
-    assert_int_equal(bc_catalog_commit_reply(&conn, &m, NULL, NULL, 0, NULL, &err), BC_OK);
+    assert_int_equal(bc_catalog_scripts_load(&bc_test_conn, &err), BC_OK);
+    assert_int_equal(bc_catalog_commit_append(&bc_test_conn, &m, T0, &err), BC_OK);
+    assert_int_equal(bc_catalog_commit_reply(&bc_test_conn, &m, NULL, NULL, 0, NULL, &err), BC_OK);
 }
 
 /* ---- measurement ---- */
@@ -1167,7 +1149,7 @@ static void test_measure_10k(void **state)
     (void)state;
     enum { N = 10000, WINDOW = 1000, BATCH = 1000 };
     bc_error err;
-    assert_int_equal(bc_catalog_scripts_load(&conn, &err), BC_OK);
+    assert_int_equal(bc_catalog_scripts_load(&bc_test_conn, &err), BC_OK);
     bc_recording_meta *ms = calloc(WINDOW, sizeof(*ms));
     bc_recording_meta *out = calloc(BATCH, sizeof(*out));
     assert_non_null(ms);
@@ -1181,11 +1163,11 @@ static void test_measure_10k(void **state)
             snprintf(dev, sizeof(dev), "cam-%03d", (base + i) % 500);
             snprintf(id, sizeof(id), "r%06d", base + i);
             ms[i] = meta(dev, id, T0 + base + i);
-            assert_int_equal(bc_catalog_commit_append(&conn, &ms[i], T0, &err), BC_OK);
+            assert_int_equal(bc_catalog_commit_append(&bc_test_conn, &ms[i], T0, &err), BC_OK);
         }
         for (int i = 0; i < WINDOW; i++)
-            assert_int_equal(bc_catalog_commit_reply(&conn, &ms[i], NULL, NULL, 0, NULL, &err),
-                             BC_OK);
+            assert_int_equal(
+                bc_catalog_commit_reply(&bc_test_conn, &ms[i], NULL, NULL, 0, NULL, &err), BC_OK);
     }
     double commit_s = secs_since(&t0);
 
@@ -1197,13 +1179,15 @@ static void test_measure_10k(void **state)
     size_t total = 0;
     size_t n = 0;
     do {
-        assert_int_equal(bc_catalog_purge_begin(&conn, T0 + 60 * DAY, out, BATCH, &n, &err), BC_OK);
+        assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, T0 + 60 * DAY, out, BATCH, &n, &err),
+                         BC_OK);
         for (size_t i = 0; i < n; i++) {
             refs[i] = out[i].ref;
             seqs[i] = total + i + 1;
         }
-        assert_int_equal(bc_catalog_purge_audited(&conn, refs, seqs, n, &err), BC_OK);
-        assert_int_equal(bc_catalog_purge_done(&conn, refs, n, T0 + 60 * DAY, 30, &err), BC_OK);
+        assert_int_equal(bc_catalog_purge_audited(&bc_test_conn, refs, seqs, n, &err), BC_OK);
+        assert_int_equal(bc_catalog_purge_done(&bc_test_conn, refs, n, T0 + 60 * DAY, 30, &err),
+                         BC_OK);
         total += n;
     } while (n > 0);
     double purge_s = secs_since(&t0);
@@ -1222,23 +1206,40 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refs_and_text),
         cmocka_unit_test(test_add_months),
-        cmocka_unit_test_setup_teardown(test_commit_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_commit_officer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge_begin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_on_purged_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_races_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tombstone_sweep, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_close_keeps_other_holds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_officer_and_validation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_extend_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_requests_overdue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_records_are_parse_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_script_flush, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_measure_10k, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_idempotent, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_officer, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_list_filters, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_list_pages, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_begin, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_hold_release, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_hold_on_purged_refused, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_hold_races_purge, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_tombstone_sweep, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_request_lifecycle, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_request_close_keeps_other_holds, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_request_officer_and_validation, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_request_extend_once, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_requests_overdue, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_records_are_parse_errors, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_script_flush, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_measure_10k, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, bc_test_redis_group_setup, bc_test_redis_group_teardown);
 }

@@ -26,55 +26,10 @@
 #define PUB1 "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB="
 #define PUB2 "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC="
 
-static bc_test_redis srv;
-static bc_redis conn;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return bc_test_redis_start(&srv, "catalog-keys") == BC_OK ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    bc_test_redis_stop(&srv);
-    return 0;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    bc_test_redis_connect(&srv, 5000, &conn);
-    bc_test_redis_flush(&conn);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    bc_redis_close(&conn);
-    return 0;
-}
-
-static redisReply *cmd(int argc, const char **argv)
-{
-    redisReply *reply = NULL;
-    bc_error err;
-    if (bc_redis_command(&conn, argc, argv, NULL, &reply, &err) != BC_OK)
-        fail_msg("%s: %s", argv[0], err.text);
-    return reply;
-}
-
-static void cmd_ok(int argc, const char **argv)
-{
-    freeReplyObject(cmd(argc, argv));
-}
-
 static bool is_member(const char *key, const char *member)
 {
     const char *argv[] = {"SISMEMBER", key, member};
-    redisReply *r = cmd(3, argv);
+    redisReply *r = bc_test_cmd(3, argv);
     bool yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
     return yes;
@@ -83,7 +38,7 @@ static bool is_member(const char *key, const char *member)
 static long long card(const char *key)
 {
     const char *argv[] = {"SCARD", key};
-    redisReply *r = cmd(2, argv);
+    redisReply *r = bc_test_cmd(2, argv);
     long long n = r->integer;
     freeReplyObject(r);
     return n;
@@ -105,7 +60,8 @@ static bc_recording_meta commit_under(const char *device, const char *id, const 
     m.delete_after = recorded_at + 28 * DAY;
     bool created = false;
     bc_error err;
-    if (bc_catalog_commit(&conn, &m, m.committed_at, &created, NULL, 0, NULL, &err) != BC_OK)
+    if (bc_catalog_commit(&bc_test_conn, &m, m.committed_at, &created, NULL, 0, NULL, &err) !=
+        BC_OK)
         fail_msg("commit %s/%s: %s", device, id, err.text);
     assert_true(created);
     return m;
@@ -115,7 +71,7 @@ static bc_recording_meta commit_under(const char *device, const char *id, const 
 static size_t purge_begin(int64_t now, bc_recording_meta *out, size_t cap)
 {
     size_t n = 0;
-    assert_int_equal(bc_catalog_purge_begin(&conn, now, out, cap, &n, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_begin(&bc_test_conn, now, out, cap, &n, NULL), BC_OK);
     return n;
 }
 
@@ -124,14 +80,14 @@ static void purge_done(bc_recording_meta *ms, size_t n, int64_t now)
     const char *refs[16];
     for (size_t i = 0; i < n; i++)
         refs[i] = ms[i].ref;
-    assert_int_equal(bc_catalog_purge_done(&conn, refs, n, now, 400, NULL), BC_OK);
+    assert_int_equal(bc_catalog_purge_done(&bc_test_conn, refs, n, now, 400, NULL), BC_OK);
 }
 
 static bc_key_record key_get(const char *id)
 {
     bc_key_record k;
     bc_error err;
-    if (bc_catalog_recording_key_get(&conn, id, &k, &err) != BC_OK)
+    if (bc_catalog_recording_key_get(&bc_test_conn, id, &k, &err) != BC_OK)
         fail_msg("key %s: %s", id, err.text);
     return k;
 }
@@ -142,7 +98,8 @@ static void adopt(const char *id, const char *pub, int64_t now)
     const char *pubs[] = {pub};
     bc_error err;
     size_t left = 9;
-    if (bc_catalog_recording_keys_adopt(&conn, ids, pubs, 1, now, NULL, NULL, &left, &err) != BC_OK)
+    if (bc_catalog_recording_keys_adopt(&bc_test_conn, ids, pubs, 1, now, NULL, NULL, &left,
+                                        &err) != BC_OK)
         fail_msg("adopt %s: %s", id, err.text);
     assert_int_equal(left, 0);
 }
@@ -152,7 +109,7 @@ static bc_key_record record(const char *id, const char *pub, const char *campaig
 {
     bc_key_record k;
     bc_error err;
-    if (bc_catalog_recording_key_record(&conn, id, pub, campaign, "operator:alice", now, &k,
+    if (bc_catalog_recording_key_record(&bc_test_conn, id, pub, campaign, "operator:alice", now, &k,
                                         created, &err) != BC_OK)
         fail_msg("record %s: %s", id, err.text);
     return k;
@@ -161,7 +118,7 @@ static bc_key_record record(const char *id, const char *pub, const char *campaig
 static void current_is(const char *id)
 {
     const char *argv[] = {"GET", "bodycam:recording-keys:current"};
-    redisReply *r = cmd(2, argv);
+    redisReply *r = bc_test_cmd(2, argv);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, id);
     freeReplyObject(r);
@@ -207,11 +164,11 @@ static void test_index_build_from_older_records(void **state)
     purge_done(ms, 1, T0 + 28 * DAY + 1500); /* r1 purged, r2 left purging */
     /* records from before the index existed: no index sets, no mark */
     const char *del[] = {"DEL", "bodycam:recordings:key:" K0, "bodycam:recordings:key:" K1};
-    cmd_ok(3, del);
+    bc_test_cmd_ok(3, del);
 
     bool built = false;
     bc_error err;
-    if (bc_catalog_key_index_build(&conn, &built, &err) != BC_OK)
+    if (bc_catalog_key_index_build(&bc_test_conn, &built, &err) != BC_OK)
         fail_msg("build: %s", err.text);
     assert_true(built);
     assert_false(is_member("bodycam:recordings:key:" K0, a.ref)); /* purged */
@@ -220,8 +177,8 @@ static void test_index_build_from_older_records(void **state)
     assert_int_equal(card("bodycam:recordings:key:" K1), 2);
     /* built once: a second call does nothing */
     const char *del1[] = {"DEL", "bodycam:recordings:key:" K1};
-    cmd_ok(2, del1);
-    assert_int_equal(bc_catalog_key_index_build(&conn, &built, &err), BC_OK);
+    bc_test_cmd_ok(2, del1);
+    assert_int_equal(bc_catalog_key_index_build(&bc_test_conn, &built, &err), BC_OK);
     assert_false(built);
     assert_int_equal(card("bodycam:recordings:key:" K1), 0);
 }
@@ -235,9 +192,9 @@ static void test_index_build_many_pages(void **state)
         commit_under("cam-001", id, K0, T0 + i);
     }
     const char *del[] = {"DEL", "bodycam:recordings:key:" K0};
-    cmd_ok(2, del);
+    bc_test_cmd_ok(2, del);
     bool built = false;
-    assert_int_equal(bc_catalog_key_index_build(&conn, &built, NULL), BC_OK);
+    assert_int_equal(bc_catalog_key_index_build(&bc_test_conn, &built, NULL), BC_OK);
     assert_true(built);
     assert_int_equal(card("bodycam:recordings:key:" K0), 2500);
 }
@@ -281,31 +238,32 @@ static void test_keys_adopt_and_record(void **state)
     assert_false(created);
     assert_string_equal(again.key_id, K1);
     current_is(K1);
-    assert_int_equal(bc_catalog_recording_key_get(&conn, K2, &again, NULL), BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_catalog_recording_key_get(&bc_test_conn, K2, &again, NULL),
+                     BC_ERR_NOT_FOUND);
     bc_key_record of;
-    assert_int_equal(bc_catalog_recording_key_of_campaign(&conn, "C1", &of, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recording_key_of_campaign(&bc_test_conn, "C1", &of, NULL), BC_OK);
     assert_string_equal(of.key_id, K1);
-    assert_int_equal(bc_catalog_recording_key_of_campaign(&conn, "C9", &of, NULL),
+    assert_int_equal(bc_catalog_recording_key_of_campaign(&bc_test_conn, "C9", &of, NULL),
                      BC_ERR_NOT_FOUND);
 
     /* A key id recorded already cannot be another campaign's. */
     bc_error err;
-    assert_int_equal(
-        bc_catalog_recording_key_record(&conn, K1, PUB1, "C2", "x", T0 + 300, &of, &created, &err),
-        BC_ERR_STATE);
-    assert_int_equal(bc_catalog_recording_key_of_campaign(&conn, "C2", &of, NULL),
+    assert_int_equal(bc_catalog_recording_key_record(&bc_test_conn, K1, PUB1, "C2", "x", T0 + 300,
+                                                     &of, &created, &err),
+                     BC_ERR_STATE);
+    assert_int_equal(bc_catalog_recording_key_of_campaign(&bc_test_conn, "C2", &of, NULL),
                      BC_ERR_NOT_FOUND);
 
     /* Bad arguments. */
-    assert_int_equal(
-        bc_catalog_recording_key_record(&conn, "K2", PUB2, "C3", "x", 1, &of, &created, NULL),
-        BC_ERR_INVAL);
-    assert_int_equal(
-        bc_catalog_recording_key_record(&conn, K2, "short", "C3", "x", 1, &of, &created, NULL),
-        BC_ERR_INVAL);
-    assert_int_equal(
-        bc_catalog_recording_key_record(&conn, K2, PUB2, "C 3", "x", 1, &of, &created, NULL),
-        BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_recording_key_record(&bc_test_conn, "K2", PUB2, "C3", "x", 1, &of,
+                                                     &created, NULL),
+                     BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_recording_key_record(&bc_test_conn, K2, "short", "C3", "x", 1, &of,
+                                                     &created, NULL),
+                     BC_ERR_INVAL);
+    assert_int_equal(bc_catalog_recording_key_record(&bc_test_conn, K2, PUB2, "C 3", "x", 1, &of,
+                                                     &created, NULL),
+                     BC_ERR_INVAL);
 
     /* Keys found later while one is current (a key a crash left unrecorded)
      * are retired: the current key does not change. */
@@ -316,13 +274,14 @@ static void test_keys_adopt_and_record(void **state)
     current_is(K1);
 
     /* The audit seqs. */
-    assert_int_equal(bc_catalog_recording_key_audited(&conn, K1, false, 41, NULL), BC_OK);
-    assert_int_equal(bc_catalog_recording_key_audited(&conn, K1, true, 42, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recording_key_audited(&bc_test_conn, K1, false, 41, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recording_key_audited(&bc_test_conn, K1, true, 42, NULL), BC_OK);
     k1 = key_get(K1);
     assert_int_equal(k1.audit_seq, 41);
     assert_int_equal(k1.destroy_audit_seq, 42);
-    assert_int_equal(bc_catalog_recording_key_audited(&conn, "3333333333333333", false, 1, NULL),
-                     BC_ERR_NOT_FOUND);
+    assert_int_equal(
+        bc_catalog_recording_key_audited(&bc_test_conn, "3333333333333333", false, 1, NULL),
+        BC_ERR_NOT_FOUND);
 }
 
 typedef struct seen {
@@ -348,28 +307,28 @@ static void test_keys_list_and_first_start_with_several(void **state)
     const char *pubs[] = {PUB2, PUB0};
     seen s = {0};
     size_t left = 0;
-    assert_int_equal(
-        bc_catalog_recording_keys_adopt(&conn, ids, pubs, 2, T0, collect_key, &s, &left, NULL),
-        BC_OK);
+    assert_int_equal(bc_catalog_recording_keys_adopt(&bc_test_conn, ids, pubs, 2, T0, collect_key,
+                                                     &s, &left, NULL),
+                     BC_OK);
     assert_int_equal(s.n, 0);
     assert_int_equal(left, 2);
     bc_key_record k;
-    assert_int_equal(bc_catalog_recording_key_get(&conn, K0, &k, NULL), BC_ERR_NOT_FOUND);
+    assert_int_equal(bc_catalog_recording_key_get(&bc_test_conn, K0, &k, NULL), BC_ERR_NOT_FOUND);
     /* a rotation makes a current key; the next start retires the others */
     bool created = false;
     record(K1, PUB1, "C1", T0 + 10, &created);
     assert_true(created);
     assert_string_equal(key_get(K1).replaced, "");
-    assert_int_equal(
-        bc_catalog_recording_keys_adopt(&conn, ids, pubs, 2, T0, collect_key, &s, &left, NULL),
-        BC_OK);
+    assert_int_equal(bc_catalog_recording_keys_adopt(&bc_test_conn, ids, pubs, 2, T0, collect_key,
+                                                     &s, &left, NULL),
+                     BC_OK);
     assert_int_equal(s.n, 2);
     assert_int_equal(left, 0);
     assert_int_equal(key_get(K0).status, BC_KEY_RETIRED);
     assert_int_equal(key_get(K2).status, BC_KEY_RETIRED);
     current_is(K1);
     memset(&s, 0, sizeof(s));
-    assert_int_equal(bc_catalog_recording_keys_list(&conn, collect_key, &s, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recording_keys_list(&bc_test_conn, collect_key, &s, NULL), BC_OK);
     assert_int_equal(s.n, 3);
     assert_string_equal(s.ids[0], K0); /* created_at, then key id */
     assert_string_equal(s.ids[1], K2);
@@ -381,18 +340,18 @@ static void test_keys_list_and_first_start_with_several(void **state)
 static void camera(const char *id, const char *key_id, const char *pending)
 {
     const char *add[] = {"SADD", "bodycam:cameras", id};
-    cmd_ok(3, add);
+    bc_test_cmd_ok(3, add);
     char key[64];
     snprintf(key, sizeof(key), "bodycam:camera:%s", id);
     const char *set[] = {"HSET", key, "device", id, "recording_key_id", key_id, "pending_uploads",
                          pending};
-    cmd_ok(8, set);
+    bc_test_cmd_ok(8, set);
 }
 
 static bc_status begin(const char *id, bc_error *err)
 {
     bc_key_record k;
-    return bc_catalog_recording_key_destroy_begin(&conn, id, &k, err);
+    return bc_catalog_recording_key_destroy_begin(&bc_test_conn, id, &k, err);
 }
 
 static void assert_blocked(const char *id, const char *why)
@@ -414,7 +373,7 @@ static void test_destroy_conditions(void **state)
 
     assert_blocked(K1, "current key");            /* never the current one */
     assert_blocked(K0, "key index is not built"); /* older records may exist */
-    assert_int_equal(bc_catalog_key_index_build(&conn, NULL, NULL), BC_OK);
+    assert_int_equal(bc_catalog_key_index_build(&bc_test_conn, NULL, NULL), BC_OK);
     assert_blocked(K0, "1 recording(s)"); /* a recording is sealed for it */
     bc_recording_meta ms[4];
     size_t n = purge_begin(T0 + 200 + 28 * DAY, ms, 4);
@@ -429,15 +388,15 @@ static void test_destroy_conditions(void **state)
     camera("cam-002", "", "0");
     assert_blocked(K0, "cam-002 has reported no recording key");
     const char *unreported[] = {"HDEL", "bodycam:camera:cam-002", "recording_key_id"};
-    cmd_ok(3, unreported);
+    bc_test_cmd_ok(3, unreported);
     assert_blocked(K0, "cam-002 has reported no recording key");
     const char *removed[] = {"DEL", "bodycam:camera:cam-002"}; /* decommissioned */
-    cmd_ok(2, removed);
+    bc_test_cmd_ok(2, removed);
 
     /* May go: the point of no return. */
     bc_key_record k;
     bc_error err;
-    if (bc_catalog_recording_key_destroy_begin(&conn, K0, &k, &err) != BC_OK)
+    if (bc_catalog_recording_key_destroy_begin(&bc_test_conn, K0, &k, &err) != BC_OK)
         fail_msg("begin: %s", err.text);
     assert_true(k.destroying);
     assert_int_equal(k.status, BC_KEY_RETIRED);
@@ -446,11 +405,14 @@ static void test_destroy_conditions(void **state)
     assert_int_equal(begin(K0, NULL), BC_OK);
 
     /* Not begun: refused. Begun: destroyed (again: the same). */
-    assert_int_equal(bc_catalog_recording_key_destroyed(&conn, K1, T0, NULL, NULL), BC_ERR_STATE);
-    assert_int_equal(bc_catalog_recording_key_destroyed(&conn, K0, T0 + 30 * DAY, &k, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recording_key_destroyed(&bc_test_conn, K1, T0, NULL, NULL),
+                     BC_ERR_STATE);
+    assert_int_equal(bc_catalog_recording_key_destroyed(&bc_test_conn, K0, T0 + 30 * DAY, &k, NULL),
+                     BC_OK);
     assert_int_equal(k.status, BC_KEY_DESTROYED);
     assert_int_equal(k.destroyed_at, T0 + 30 * DAY);
-    assert_int_equal(bc_catalog_recording_key_destroyed(&conn, K0, T0 + 31 * DAY, &k, NULL), BC_OK);
+    assert_int_equal(bc_catalog_recording_key_destroyed(&bc_test_conn, K0, T0 + 31 * DAY, &k, NULL),
+                     BC_OK);
     assert_int_equal(key_get(K0).destroyed_at, T0 + 30 * DAY);
     assert_blocked(K0, "destroyed, not retired");
     assert_int_equal(begin("4444444444444444", NULL), BC_ERR_NOT_FOUND);
@@ -471,13 +433,18 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_names),
-        cmocka_unit_test_setup_teardown(test_index_follows_commit_and_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_index_build_from_older_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_index_build_many_pages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keys_adopt_and_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keys_list_and_first_start_with_several, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_destroy_conditions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_follows_commit_and_purge, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_index_build_from_older_records, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_index_build_many_pages, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_keys_adopt_and_record, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_keys_list_and_first_start_with_several,
+                                        bc_test_redis_setup, bc_test_redis_teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_conditions, bc_test_redis_setup,
+                                        bc_test_redis_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, bc_test_redis_group_setup, bc_test_redis_group_teardown);
 }
