@@ -144,11 +144,14 @@ def check_identity_rotation(stack):
     check(len(fps) == 1 and old_fp not in fps, f"registry after: {fps}")
     wait_for(lambda: online(stack, dev), 20, f"{dev} online with its new certificate")
     check(status(stack, dev).get("identity") == "rotated", f"status: {status(stack, dev)}")
-    # the old certificate: a connection with it is refused (another client id would be
-    # refused anyway; use the camera's own, the camera is told apart by the answer)
+    # the old certificate: a connection with it is refused. The probe uses the
+    # camera's own client id: the plugin refuses any other id for a camera
+    # certificate, so another id would pass even if the old certificate were
+    # still accepted (if it were, the probe would take over the camera's session
+    # and the online check below fails too).
     time.sleep(1.0)  # the plugin reloads the registry every 200 ms (a duration, not a condition)
     d = stack.info["devices"][dev]
-    with stack.tls_client(d["cert"], d["key"], client_id=f"{dev}-old-cert-probe") as c:
+    with stack.tls_client(d["cert"], d["key"], client_id=dev) as c:
         check(not c.connect(stack.info["mqtt"]["host"], stack.info["mqtt"]["tls_port"]),
               "the old certificate still connects")
     check(online(stack, dev), f"{dev} went offline")

@@ -374,7 +374,9 @@ def check_identity(stack):
     IDENTITY["cam-002"] = (cert_path, key_path)
 
     def old_refused():
-        c = stack.device_client("cam-002", client_id="cam-002-old")
+        # the camera's own client id: the plugin refuses any other one for a
+        # camera certificate, which would pass even with the old one accepted
+        c = stack.device_client("cam-002", client_id="cam-002")
         accepted = stack.connect(c)
         c.close()
         return not accepted
