@@ -65,7 +65,7 @@ static const char prelude[] =
     "  'session', 'state', 'warnings', 'state_seq', 'state_ts', 'health_ts', 'battery_pct',\n"
     "  'charging', 'storage_free', 'storage_total', 'temperature_c', 'pending_uploads',\n"
     "  'pending_since', 'assignment', 'officer', 'last_seq', 'log_floor', 'disconnects',\n"
-    "  'events', 'missing_seqs', 'gaps_filled'}\n"
+    "  'events', 'missing_seqs', 'gaps_filled', 'offline_session'}\n"
     "local cur, dirty = {}, {}\n"
     "do\n"
     "  local vals = redis.call('HMGET', ck, unpack(F))\n"
@@ -157,6 +157,7 @@ static const char prelude[] =
     "  put('online', '0')\n"
     "  put('offline_at', s(at))\n"
     "  put('offline_reason', reason)\n"
+    "  if cur['session'] then put('offline_session', cur['session']) end\n"
     "  put('online_acc_at', s(acc))\n"
     "  add('disconnects', 1)\n"
     "  bump(at, 'disconnects', 1)\n"
@@ -244,8 +245,13 @@ static const char conn_body[] =
     "      credit(acc, t)\n"
     "      put('online_acc_at', s(t))\n"
     "    end\n"
-    "    add('disconnects', 1)\n"
-    "    bump(t, 'disconnects', 1)\n"
+    /* the old session's end is counted unless its offline already was: the
+     * new session's state or health, on other streams, may have put the
+     * record online before this message */
+    "    if cur['offline_session'] ~= cur['session'] then\n"
+    "      add('disconnects', 1)\n"
+    "      bump(t, 'disconnects', 1)\n"
+    "    end\n"
     "  end\n"
     "  if newer then\n"
     "    put('session', ARGV[13])\n"

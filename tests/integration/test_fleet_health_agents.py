@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from agent_helpers import (agent_kill, agent_restart, agent_stack_args, press_ok,  # noqa: E402
                            status)
 from bodycam_test import check, run_checks, wait_for  # noqa: E402
-from fleet_health_helpers import (FleetWatcher, hourly_total, open_alerts, rc,  # noqa: E402
+from fleet_health_helpers import (FleetWatcher, hourly_keys, hourly_total, open_alerts, rc,  # noqa: E402
                                   record, retained_summary, wait_consumed, wait_record)
 
 
@@ -76,7 +76,8 @@ def check_sigkill_offline(stack):
         check(len(w.alerts(dev, "offline_in_shift", "raised")) == 1, "raised more than once")
         check(f"{dev}:offline_in_shift" not in open_alerts(stack), "still open")
         w.wait_summary(lambda s: s["online"] == 2, "both online again")
-        check(hourly_total(stack, dev, "disconnects") == 1, "the disconnect is not counted once")
+        n = hourly_total(stack, dev, "disconnects")
+        check(n == 1, f"the disconnect is not counted once: {n} in {[(k, rc(stack, 'HGETALL', k)) for k in hourly_keys(stack, dev)]}, record {record(stack, dev)}")
 
 
 def check_events_and_emergency(stack):

@@ -5,7 +5,9 @@ corrupt the record or the aggregates.
 - A late will of an older session does not mark a live camera offline (sent
   by hand after the newer birth, and for real: a camera reconnecting under
   the same client id while its old connection is taken over); a late birth
-  of an old session does not bring back its session.
+  of an old session does not bring back its session; a new session whose
+  health report comes before its birth does not count the old session's end
+  twice.
 - Duplicate and out-of-order events are counted once; a seq gap is recorded
   and filled by the late events.
 - An older state (lower seq) and an older health report (lower ts) do not
@@ -56,6 +58,16 @@ def check_late_will_by_hand(stack):
         publish(cam, dev, "conn", msg_conn(dev, 6))
         rec = wait_record(stack, dev, "online in session 6", online=1, session=6)
         check(rec.get("disconnects") == "1", f"disconnects {rec.get('disconnects')}")
+        # session 6 ends by its will; session 7's first health report (its own
+        # stream) is consumed before its birth: the end of session 6 is
+        # counted once, not again when the birth finds the record online
+        publish(cam, dev, "conn", msg_conn(dev, 6, online=False))
+        wait_record(stack, dev, "offline by session 6's will", online=0, session=6)
+        publish(cam, dev, "health", msg_health(dev))
+        wait_record(stack, dev, "online again by the health report", online=1, session=6)
+        publish(cam, dev, "conn", msg_conn(dev, 7))
+        rec = wait_record(stack, dev, "online in session 7", online=1, session=7)
+        check(rec.get("disconnects") == "2", f"disconnects {rec.get('disconnects')}, wanted 2")
 
 
 class WillClient:
