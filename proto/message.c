@@ -102,6 +102,7 @@ static const char *const alert_kind_names[BC_ALERT_KIND_COUNT] = {
     [BC_ALERT_UPLOAD_OVERDUE] = "upload_overdue",
     [BC_ALERT_REQUEST_OVERDUE] = "request_overdue",
     [BC_ALERT_IDENTITY_REFUSED] = "identity_refused",
+    [BC_ALERT_ROLLOUT_HALTED] = "rollout_halted",
 };
 
 static const char *const alert_status_names[BC_ALERT_STATUS_COUNT] = {
@@ -631,6 +632,11 @@ static const field summary_fields[] = {
     F_NUM(bc_msg_summary, rotation_cameras, 0, MAXI, NONE, ALL),
     F_NUM(bc_msg_summary, rotation_done, 0, MAXI, NONE, ALL),
     F_NUM(bc_msg_summary, rotation_failed, 0, MAXI, NONE, ALL),
+    F_NUM(bc_msg_summary, rollout_cameras, 0, MAXI, NONE, ALL),
+    F_NUM(bc_msg_summary, rollout_updated, 0, MAXI, NONE, ALL),
+    F_NUM(bc_msg_summary, rollout_failed, 0, MAXI, NONE, ALL),
+    F_NUM(bc_msg_summary, rollout_wave, 0, MAXI, NONE, ALL),
+    F_NUM(bc_msg_summary, rollout_waves, 0, MAXI, NONE, ALL),
 };
 
 /* "states": {"standby": n, ...}; an absent state counts 0, unknown names

@@ -113,6 +113,7 @@ typedef enum bc_alert_kind {
     BC_ALERT_UPLOAD_OVERDUE,
     BC_ALERT_REQUEST_OVERDUE,  /* about an access request: device optional */
     BC_ALERT_IDENTITY_REFUSED, /* a CSR refused: another camera's CN, a revoked camera, ... */
+    BC_ALERT_ROLLOUT_HALTED,   /* a firmware rollout passed its error threshold */
     BC_ALERT_KIND_COUNT
 } bc_alert_kind;
 const char *bc_alert_kind_name(bc_alert_kind v);
@@ -250,6 +251,14 @@ typedef struct bc_msg_summary {
     int64_t rotation_cameras;
     int64_t rotation_done;
     int64_t rotation_failed;
+    /* optional: cameras of the active firmware rollouts, and of those the
+     * ones updated, failed (failed or rolled back) and the current wave
+     * (1-based, of wave_count) */
+    int64_t rollout_cameras;
+    int64_t rollout_updated;
+    int64_t rollout_failed;
+    int64_t rollout_wave;
+    int64_t rollout_waves;
 } bc_msg_summary;
 
 typedef struct bc_msg_alert {
