@@ -33,6 +33,7 @@ export const ALERT_KINDS = {
     upload_overdue: "Upload overdue",
     request_overdue: "Access request overdue",
     identity_refused: "Identity refused",
+    rollout_halted: "Firmware rollout halted",
 };
 
 const DEVICE_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -224,6 +225,11 @@ function decodeSummary(o) {
         rotationCameras: int(o, "rotation_cameras", 0, INT_MAX, true) ?? 0,
         rotationDone: int(o, "rotation_done", 0, INT_MAX, true) ?? 0,
         rotationFailed: int(o, "rotation_failed", 0, INT_MAX, true) ?? 0,
+        rolloutCameras: int(o, "rollout_cameras", 0, INT_MAX, true) ?? 0,
+        rolloutUpdated: int(o, "rollout_updated", 0, INT_MAX, true) ?? 0,
+        rolloutFailed: int(o, "rollout_failed", 0, INT_MAX, true) ?? 0,
+        rolloutWave: int(o, "rollout_wave", 0, INT_MAX, true) ?? 0,
+        rolloutWaves: int(o, "rollout_waves", 0, INT_MAX, true) ?? 0,
     };
 }
 
@@ -237,6 +243,32 @@ export function rotationProgress(summary) {
     const campaigns = summary.rotationsActive === 1 ? "" : ` (${summary.rotationsActive} campaigns)`;
     return `Key rotation: ${summary.rotationDone}/${summary.rotationCameras}, `
         + `${summary.rotationFailed} failed${campaigns}`;
+}
+
+// The firmware rollout of the summary (services/firmware-rollout: one
+// active rollout at a time): {active, line, wave, updated, failed, cameras}.
+// line is "Rollout: updated/cameras updated, failed failed" while one is
+// active, else "No firmware rollout in progress"; wave is "Wave k of n" ("" when
+// the summary does not say). The bar's value is updated of cameras.
+export function rolloutProgress(summary) {
+    if (!summary)
+        return { active: false, line: "–", wave: "", updated: 0, failed: 0, cameras: 0 };
+    const s = summary;
+    if (!s.rolloutsActive) {
+        return { active: false, line: "No firmware rollout in progress", wave: "",
+            updated: 0, failed: 0, cameras: 0 };
+    }
+    const several = s.rolloutsActive === 1 ? "" : ` (${s.rolloutsActive} rollouts)`;
+    return {
+        active: true,
+        line: `Rollout: ${s.rolloutUpdated}/${s.rolloutCameras} updated, `
+            + `${s.rolloutFailed} failed${several}`,
+        wave: s.rolloutWave > 0 && s.rolloutWaves > 0
+            ? `Wave ${s.rolloutWave} of ${s.rolloutWaves}` : "",
+        updated: s.rolloutUpdated,
+        failed: s.rolloutFailed,
+        cameras: s.rolloutCameras,
+    };
 }
 
 function decodeAlert(o) {

@@ -7,7 +7,8 @@
 // as HTML. The rows carry data-device and data-state for tests and scripts.
 
 import {
-    ALERT_KINDS, STATE_LABELS, displayState, formatAge, formatBytes, rotationProgress,
+    ALERT_KINDS, STATE_LABELS, displayState, formatAge, formatBytes, rolloutProgress,
+    rotationProgress,
 } from "./model.js";
 
 const STALE_MS = 60000;
@@ -295,6 +296,21 @@ export class View {
         byId("rollouts-active").textContent = s ? String(s.rolloutsActive) : "–";
         byId("rotations-active").textContent = s ? String(s.rotationsActive) : "–";
         byId("rotation-progress").textContent = rotationProgress(s);
+        this.renderRollout(s);
+    }
+
+    renderRollout(s) {
+        const r = rolloutProgress(s);
+        byId("rollout-progress").textContent = r.line;
+        const wave = byId("rollout-wave");
+        wave.textContent = r.wave;
+        wave.hidden = r.wave === "";
+        const bar = byId("rollout-bar");
+        bar.hidden = !r.active;
+        bar.max = Math.max(r.cameras, 1);
+        bar.value = Math.min(r.updated, bar.max);
+        bar.title = `${r.updated} of ${r.cameras} cameras updated, ${r.failed} failed`;
+        byId("rollouts-title").parentElement.classList.toggle("rollout-failing", r.failed > 0);
     }
 
     renderSummaryNote(now) {

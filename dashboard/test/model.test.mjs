@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-    ALERT_KINDS, Fleet, decodeMessage, displayState, formatAge, parseTopic, rotationProgress,
+    ALERT_KINDS, Fleet, decodeMessage, displayState, formatAge, parseTopic, rolloutProgress,
+    rotationProgress,
 } from "../src/model.js";
 
 const T = "bodycam/v1/";
@@ -194,4 +195,52 @@ test("alerts: identity_refused has its label", () => {
     })));
     assert.equal(d.ok, true, d.reason);
     assert.equal(ALERT_KINDS[d.msg.kind], "Identity refused");
+});
+
+test("summary: firmware rollout progress, optional and checked", () => {
+    const f = new Fleet();
+    f.apply(`${T}fleet/summary`, enc(summary()), 0);
+    assert.equal(f.summary.rolloutCameras, 0);
+    assert.deepEqual(rolloutProgress(f.summary), {
+        active: false, line: "No firmware rollout in progress", wave: "", updated: 0, failed: 0,
+        cameras: 0,
+    });
+    f.apply(`${T}fleet/summary`, enc(summary({
+        ts: 6000, rollouts_active: 1, rollout_cameras: 20, rollout_updated: 7, rollout_failed: 1,
+        rollout_wave: 2, rollout_waves: 4,
+    })), 0);
+    assert.equal(f.summary.rolloutWave, 2);
+    assert.deepEqual(rolloutProgress(f.summary), {
+        active: true, line: "Rollout: 7/20 updated, 1 failed", wave: "Wave 2 of 4", updated: 7,
+        failed: 1, cameras: 20,
+    });
+    // an older fleet-health without the wave fields: no wave line
+    f.apply(`${T}fleet/summary`, enc(summary({
+        ts: 7000, rollouts_active: 2, rollout_cameras: 3, rollout_updated: 0,
+    })), 0);
+    const r = rolloutProgress(f.summary);
+    assert.equal(r.line, "Rollout: 0/3 updated, 0 failed (2 rollouts)");
+    assert.equal(r.wave, "");
+    assert.equal(rolloutProgress(null).line, "–");
+    for (const [field, value] of [["rollout_updated", -1], ["rollout_cameras", 1.5],
+        ["rollout_failed", "2"], ["rollout_wave", null], ["rollout_waves", -3]]) {
+        const d = decodeMessage(`${T}fleet/summary`, enc(summary({ [field]: value })));
+        assert.equal(d.ok, false, `${field} = ${value} accepted`);
+        assert.ok(d.reason.includes(field), d.reason);
+    }
+});
+
+test("alerts: rollout_halted has its label and is listed like the others", () => {
+    const f = new Fleet();
+    const halted = alert({
+        id: "rollout-R3-halted", kind: "rollout_halted", device: "cam-004",
+        detail: "rollout R3 wave 1: 2 of 3 cameras failed", value: 2,
+    });
+    const d = decodeMessage(`${T}fleet/alerts`, enc(halted));
+    assert.equal(d.ok, true, d.reason);
+    assert.equal(ALERT_KINDS[d.msg.kind], "Firmware rollout halted");
+    assert.ok(f.apply(`${T}fleet/alerts`, enc(halted), 0));
+    assert.deepEqual([...f.alerts.keys()], ["rollout-R3-halted"]);
+    f.apply(`${T}fleet/alerts`, enc({ ...halted, status: "cleared", ts: 7000 }), 0);
+    assert.equal(f.alerts.size, 0);
 });

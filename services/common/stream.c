@@ -361,11 +361,19 @@ bc_status bc_stream_add(bc_redis *r, const char *stream, int64_t maxlen,
 bc_status bc_outbox_add(bc_redis *r, const char *topic, const char *payload, int qos, bool retain,
                         bc_error *err)
 {
-    if (topic == NULL || payload == NULL || (qos != 0 && qos != 1))
+    if (payload == NULL)
+        return bc_fail(err, BC_ERR_INVAL, "an outbox entry needs a topic, a payload and QoS 0 or 1");
+    return bc_outbox_add_bin(r, topic, payload, strlen(payload), qos, retain, err);
+}
+
+bc_status bc_outbox_add_bin(bc_redis *r, const char *topic, const void *payload, size_t len,
+                            int qos, bool retain, bc_error *err)
+{
+    if (topic == NULL || (payload == NULL && len > 0) || (qos != 0 && qos != 1))
         return bc_fail(err, BC_ERR_INVAL, "an outbox entry needs a topic, a payload and QoS 0 or 1");
     const bc_stream_field fields[] = {
         {BC_FIELD_TOPIC, topic, strlen(topic)},
-        {BC_FIELD_PAYLOAD, payload, strlen(payload)},
+        {BC_FIELD_PAYLOAD, payload != NULL ? payload : "", len},
         {BC_FIELD_QOS, qos == 1 ? "1" : "0", 1},
         {BC_FIELD_RETAIN, retain ? "1" : "0", 1},
     };

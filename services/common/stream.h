@@ -184,6 +184,11 @@ bc_status bc_stream_add_reply(bc_redis *r, char id_out[BC_STREAM_ID_MAX + 1], bc
 bc_status bc_outbox_add(bc_redis *r, const char *topic, const char *payload, int qos, bool retain,
                         bc_error *err);
 
+/* bc_outbox_add with a binary payload of len bytes (0: an empty payload,
+ * which clears a retained message; payload may then be NULL). */
+bc_status bc_outbox_add_bin(bc_redis *r, const char *topic, const void *payload, size_t len,
+                            int qos, bool retain, bc_error *err);
+
 /* XGROUP CREATE stream group start MKSTREAM; an existing group is BC_OK. */
 bc_status bc_stream_group_create(bc_redis *r, const char *stream, const char *group,
                                  const char *start_id, bc_error *err);

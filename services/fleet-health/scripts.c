@@ -471,9 +471,13 @@ static const char clear_src[] =
     "return 1\n";
 
 /* ARGV: the state names. {cameras, online, alerts open, per state...,
- * rotations active, their cameras, done, failed}: the key rotation
- * campaigns of services/key-rotation (bodycam:campaigns:active and each
- * one's total, done and failed), read only. */
+ * rotations active, their cameras, done, failed, rollouts active, their
+ * cameras, updated, failed, wave, waves}: the key rotation campaigns of
+ * services/key-rotation (bodycam:campaigns:active and each one's total,
+ * done and failed) and the firmware rollouts of services/firmware-rollout
+ * (bodycam:rollouts:active and each one's total, updated, failed +
+ * rolled_back), read only. There is one active rollout at a time; should
+ * there be more, the wave is the newest one's (highest R<n>), 1-based. */
 static const char counts_src[] =
     "local P = 'bodycam:'\n"
     "local out = {redis.call('SCARD', P .. 'cameras'), redis.call('SCARD', P .. "
@@ -493,6 +497,27 @@ static const char counts_src[] =
     "out[#out + 1] = cams\n"
     "out[#out + 1] = done\n"
     "out[#out + 1] = failed\n"
+    "local rids = redis.call('SMEMBERS', P .. 'rollouts:active')\n"
+    "local rcams, updated, rfailed, wave, waves, newest = 0, 0, 0, 0, 0, -1\n"
+    "for _, id in ipairs(rids) do\n"
+    "  local r = redis.call('HMGET', P .. 'rollout:' .. id, 'total', 'updated', 'failed',\n"
+    "                       'rolled_back', 'current_wave', 'wave_count')\n"
+    "  rcams = rcams + (tonumber(r[1]) or 0)\n"
+    "  updated = updated + (tonumber(r[2]) or 0)\n"
+    "  rfailed = rfailed + (tonumber(r[3]) or 0) + (tonumber(r[4]) or 0)\n"
+    "  local n = tonumber(string.sub(id, 2)) or 0\n"
+    "  if n > newest then\n"
+    "    newest = n\n"
+    "    wave = r[5] and (tonumber(r[5]) or -1) + 1 or 0\n"
+    "    waves = tonumber(r[6]) or 0\n"
+    "  end\n"
+    "end\n"
+    "out[#out + 1] = #rids\n"
+    "out[#out + 1] = rcams\n"
+    "out[#out + 1] = updated\n"
+    "out[#out + 1] = rfailed\n"
+    "out[#out + 1] = wave\n"
+    "out[#out + 1] = waves\n"
     "return out\n";
 
 typedef struct script {

@@ -12,13 +12,15 @@
  *   - never twice in a row with the same counts between periodic ones.
  *
  * Several instances publish the same snapshot: harmless for a retained
- * message. rollouts_active is 0 until that service exists.
+ * message.
  *
  * Key rotation progress (rotations_active, rotation_cameras, rotation_done,
- * rotation_failed: the sums over bodycam:campaigns:active) is changed by
- * bodycam-key-rotation and bodycamctl, not by a message this service
- * sees, so the counts are also read every ROTATION_POLL_MS and published
- * when they moved.
+ * rotation_failed: the sums over bodycam:campaigns:active) and firmware
+ * rollout progress (rollouts_active, rollout_cameras, rollout_updated,
+ * rollout_failed, rollout_wave of rollout_waves: over bodycam:rollouts:active)
+ * are changed by bodycam-key-rotation, bodycam-firmware-rollout and
+ * bodycamctl, not by a message this service sees, so the counts are also
+ * read every PROGRESS_POLL_MS and published when they moved.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -29,8 +31,9 @@
 #include "fleet-health/fleet.h"
 
 #define SUMMARY_RETRY_MS 1000
-#define ROTATION_POLL_MS 2000
+#define PROGRESS_POLL_MS 2000
 #define ROTATION_COUNTS 4 /* active, cameras, done, failed */
+#define ROLLOUT_COUNTS 6  /* active, cameras, updated, failed, wave, waves */
 
 static bc_status read_counts(fleet *f, bc_msg_summary *s, bc_error *err)
 {
@@ -43,7 +46,7 @@ static bc_status read_counts(fleet *f, bc_msg_summary *s, bc_error *err)
     if (st != BC_OK)
         return st;
     if (reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements != 3 + BC_STATE_COUNT + ROTATION_COUNTS) {
+        reply->elements != 3 + BC_STATE_COUNT + ROTATION_COUNTS + ROLLOUT_COUNTS) {
         freeReplyObject(reply);
         return bc_fail(err, BC_ERR_PARSE, "the counts script answered an unexpected shape");
     }
@@ -64,6 +67,13 @@ static bc_status read_counts(fleet *f, bc_msg_summary *s, bc_error *err)
     s->rotation_cameras = rot[1]->integer;
     s->rotation_done = rot[2]->integer;
     s->rotation_failed = rot[3]->integer;
+    redisReply *const *fw = rot + ROTATION_COUNTS;
+    s->rollouts_active = fw[0]->integer;
+    s->rollout_cameras = fw[1]->integer;
+    s->rollout_updated = fw[2]->integer;
+    s->rollout_failed = fw[3]->integer;
+    s->rollout_wave = fw[4]->integer;
+    s->rollout_waves = fw[5]->integer;
     freeReplyObject(reply);
     return BC_OK;
 }
@@ -74,6 +84,10 @@ static bool same_counts(const bc_msg_summary *a, const bc_msg_summary *b)
         return false;
     if (a->rotations_active != b->rotations_active || a->rotation_cameras != b->rotation_cameras ||
         a->rotation_done != b->rotation_done || a->rotation_failed != b->rotation_failed)
+        return false;
+    if (a->rollouts_active != b->rollouts_active || a->rollout_cameras != b->rollout_cameras ||
+        a->rollout_updated != b->rollout_updated || a->rollout_failed != b->rollout_failed ||
+        a->rollout_wave != b->rollout_wave || a->rollout_waves != b->rollout_waves)
         return false;
     for (int i = 0; i < BC_STATE_COUNT; i++) {
         if (a->states[i] != b->states[i])
@@ -106,7 +120,7 @@ static void postpone(fleet *f, int64_t mono)
 void fh_summary_tick(fleet *f, bool force)
 {
     int64_t mono = bc_clock_monotonic_ms();
-    if (mono - f->rotation_poll_ms >= ROTATION_POLL_MS) {
+    if (mono - f->rotation_poll_ms >= PROGRESS_POLL_MS) {
         f->rotation_poll_ms = mono;
         f->summary_dirty = true; /* read again: published only if something moved */
     }
@@ -143,7 +157,10 @@ void fh_summary_tick(fleet *f, bool force)
     f->last_summary_ms = mono;
     f->next_summary_ms = mono + f->cfg.summary_interval_s * 1000;
     log_debug("summary | cameras=%" PRId64 " online=%" PRId64 " alerts_open=%" PRId64
-              " rotations_active=%" PRId64 " rotation_done=%" PRId64 "/%" PRId64,
+              " rotations_active=%" PRId64 " rotation_done=%" PRId64 "/%" PRId64
+              " rollouts_active=%" PRId64 " rollout_updated=%" PRId64 "/%" PRId64 " wave=%" PRId64
+              "/%" PRId64,
               s.cameras, s.online, s.alerts_open, s.rotations_active, s.rotation_done,
-              s.rotation_cameras);
+              s.rotation_cameras, s.rollouts_active, s.rollout_updated, s.rollout_cameras,
+              s.rollout_wave, s.rollout_waves);
 }

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rate.h"
 #include "common/reply.h"
 #include "common/script.h"
 
@@ -210,20 +211,8 @@ static const char prelude[] =
     "    redis.call('SREM', DRAINING, id)\n"
     "  end\n"
     "end\n"
-    /* a pace bucket: how many it allows now (at most want), its tat and
-     * step; take() moves it on by k sends */
-    "local function peek(key, field, per_s, now, want)\n"
-    "  local step = 1000 / per_s\n"
-    "  local tat = tonumber(redis.call('HGET', key, field)) or now\n"
-    "  if tat < now - SLACK then tat = now - SLACK end\n"
-    "  if tat > now or want <= 0 then return 0, tat, step end\n"
-    "  local n = math.floor((now - tat) / step) + 1\n"
-    "  if n > want then n = want end\n"
-    "  return n, tat, step\n"
-    "end\n"
-    "local function take(key, field, tat, step, k)\n"
-    "  if k > 0 then redis.call('HSET', key, field, string.format('%.3f', tat + k * step)) end\n"
-    "end\n";
+    /* the pace buckets: peek() and take() (common/rate.h) */
+    BC_RATE_LUA;
 
 /* 1 kind  2 pace  3 created_by  4 now  5 initial state  6 vault-control
  * stream ('' = none)  7..9 its field names op, campaign, by  10 op value

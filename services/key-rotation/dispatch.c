@@ -24,9 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
-
 #include "common/clock.h"
+#include "common/command_out.h"
 #include "common/log.h"
 #include "key-rotation/rotation.h"
 #include "proto/encoding.h"
@@ -38,30 +37,11 @@
 
 /* ---- commands ---- */
 
-static bc_status command_id(char out[BC_ID_MAX + 1])
-{
-    uint8_t rnd[12];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        return BC_ERR_CRYPTO;
-    out[0] = 'k';
-    return bc_hex_encode(rnd, sizeof(rnd), out + 1, BC_ID_MAX);
-}
-
 bc_status rot_command_build(rotation *r, bc_command *cmd, char topic[BC_TOPIC_MAX + 1],
                             char **payload, bc_error *err)
 {
-    *payload = NULL;
-    bc_status st = command_id(cmd->id);
-    if (st != BC_OK)
-        return bc_fail(err, st, "cannot make a command id");
-    cmd->issued_at = bc_clock_now_ms();
-    cmd->expires_at = cmd->issued_at + r->cfg.command_ttl_s * 1000;
-    if ((st = bc_command_sign(cmd, r->command_key, err)) != BC_OK)
-        return st;
-    st = bc_topic_command(topic, BC_TOPIC_MAX + 1, cmd->device, bc_command_kind_name(cmd->kind));
-    if (st != BC_OK)
-        return bc_fail(err, st, "cannot build the command topic for %s", cmd->device);
-    return bc_command_encode(cmd, payload, err);
+    return bc_command_out_build(cmd, r->command_key, r->cfg.command_ttl_s, 'k', topic, payload,
+                                err);
 }
 
 /* The command of a campaign's kind for device (the key from next). */

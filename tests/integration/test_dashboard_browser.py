@@ -188,7 +188,7 @@ def check_live_state_change(stack):
     check(summary["status"] == "live", f"the connection pill says {summary['status']!r}")
     check(" malformed 0" in summary["diagnostics"],
           f"the page counted malformed messages: {summary['diagnostics']}")
-    check(sorted(summary["placeholders"]) == ["purposes", "rollouts"],
+    check(sorted(summary["placeholders"]) == ["purposes"],
           f"placeholder panels: {summary['placeholders']}")
     check(done["console_errors"] == [], f"the page logged errors: {done['console_errors']}")
 

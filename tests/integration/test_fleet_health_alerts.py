@@ -12,6 +12,8 @@ nothing, cleared when the recording is deleted after the vault's receipt,
 never raised when the deletion overtook its start); offline while assigned
 to an officer (even docked) and cleared when unassigned; a camera that falls
 silent without a will (missed health) is offline and alerted, and back.
+The summary also sums key rotation campaigns and firmware rollouts written
+into Redis by hand (their services' progress fields).
 
 fleet-health runs with health_interval_s=1, offline_after_s=3,
 upload_overdue_s=2 and a full pass every second (BODYCAM_FLEET_HEALTH_SET).
@@ -192,6 +194,47 @@ def check_summary_counts_alerts(stack):
         w.wait_summary(lambda s: s["alerts_open"] == n, f"alerts_open {n}")
 
 
+def check_summary_progress(stack):
+    """Rotation campaigns and firmware rollouts, written by hand (paused, so no
+    service acts on them): the summary sums the active ones, follows a counter
+    that moves (the counts are looked at every 2 s), and drops them when they
+    leave the active sets."""
+    rc(stack, "HSET", "bodycam:campaign:K900", "state", "paused", "total", 5, "done", 2,
+       "failed", 1)
+    rc(stack, "SADD", "bodycam:campaigns:active", "K900")
+    rc(stack, "HSET", "bodycam:rollout:R900", "state", "paused", "total", 10, "updated", 3,
+       "failed", 1, "rolled_back", 2, "current_wave", 1, "wave_count", 4)
+    rc(stack, "HSET", "bodycam:rollout:R901", "state", "halted", "total", 2, "updated", 1,
+       "failed", 0, "current_wave", 0, "wave_count", 1)
+    rc(stack, "SADD", "bodycam:rollouts:active", "R900")
+    with FleetWatcher(stack) as w:
+        s = w.wait_summary(lambda s: s.get("rollouts_active") == 1
+                           and s.get("rotations_active") == 1, "one rollout, one campaign")
+        got = {k: s.get(k) for k in ("rotation_cameras", "rotation_done", "rotation_failed",
+                                     "rollout_cameras", "rollout_updated", "rollout_failed",
+                                     "rollout_wave", "rollout_waves")}
+        check(got == {"rotation_cameras": 5, "rotation_done": 2, "rotation_failed": 1,
+                      "rollout_cameras": 10, "rollout_updated": 3, "rollout_failed": 3,
+                      "rollout_wave": 2, "rollout_waves": 4}, f"summary {s}")
+        rc(stack, "HINCRBY", "bodycam:rollout:R900", "updated", 1)
+        rc(stack, "HSET", "bodycam:rollout:R900", "current_wave", 2)
+        w.wait_summary(lambda s: s.get("rollout_updated") == 4 and s.get("rollout_wave") == 3,
+                       "the rollout's progress moved on", timeout=10)
+        # a second active rollout (the contract allows one, the summary still
+        # sums): the wave is the newest one's
+        rc(stack, "SADD", "bodycam:rollouts:active", "R901")
+        s = w.wait_summary(lambda s: s.get("rollouts_active") == 2, "two rollouts", timeout=10)
+        check(s["rollout_cameras"] == 12 and s["rollout_updated"] == 5
+              and s["rollout_failed"] == 3 and s["rollout_wave"] == 1
+              and s["rollout_waves"] == 1, f"two rollouts: {s}")
+        rc(stack, "SREM", "bodycam:rollouts:active", "R900", "R901")
+        rc(stack, "SREM", "bodycam:campaigns:active", "K900")
+        s = w.wait_summary(lambda s: s.get("rollouts_active") == 0
+                           and s.get("rotations_active") == 0, "nothing active", timeout=10)
+        check(s["rollout_cameras"] == 0 and s["rollout_wave"] == 0 and s["rollout_waves"] == 0
+              and s["rotation_cameras"] == 0, f"nothing active: {s}")
+
+
 if __name__ == "__main__":
     sys.exit(run_checks([
         ("battery hovering at the thresholds: one raise, one clear", check_battery_hysteresis),
@@ -202,4 +245,7 @@ if __name__ == "__main__":
         ("offline while assigned to an officer", check_offline_while_assigned),
         ("silent camera: offline by missed health, and back", check_missed_health),
         ("the summary counts the open alerts", check_summary_counts_alerts),
-    ], cameras=5))
+        ("the summary sums the active key rotations and firmware rollouts",
+         check_summary_progress),
+        # the hand-written rollouts are not for a real bodycam-firmware-rollout
+    ], cameras=5, extra_args=["--no-firmware"]))
