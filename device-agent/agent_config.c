@@ -46,7 +46,8 @@ size_t bc_agent_config_table(bc_agent_config *cfg, bc_config_option *t)
         {"control_socket", CFG_STRING, "", c->control_socket, sizeof(c->control_socket), NULL,
          "the buttons' UNIX socket; empty: DATA_DIR/control.sock; none: no socket"},
         {"fw_version", CFG_STRING, "1.0.0", c->fw_version, sizeof(c->fw_version), NULL,
-         "firmware version reported in birth and health"},
+         "the factory firmware version (slot a before any update); birth and health report "
+         "the active slot's version"},
         {"keepalive_s", CFG_INT(5, 65535), "30", &c->keepalive_s, 0, "s", "MQTT keepalive"},
         {"backoff_min_ms", CFG_INT(1, 600000), "500", &c->backoff_min_ms, 0, "ms",
          "reconnect backoff: first cap (full jitter below it)"},
@@ -99,6 +100,19 @@ size_t bc_agent_config_table(bc_agent_config *cfg, bc_config_option *t)
          "goes back to the old one"},
         {"identity_trial_attempts", CFG_INT(1, 1000), "3", &c->identity_trial_attempts, 0, NULL,
          "identity rotation: refused attempts with a new certificate before going back"},
+        {"firmware_pubkey", CFG_STRING, "", c->firmware_pubkey, sizeof(c->firmware_pubkey), NULL,
+         "Ed25519 public key that signs firmware manifests (PEM); empty: every firmware "
+         "command is refused"},
+        {"fw_min_battery_pct", CFG_INT(0, 100), "30", &c->fw_min_battery_pct, 0, "%",
+         "firmware: install on standby only with this much battery (docked: always)"},
+        {"fw_confirm_s", CFG_INT(1, 86400), "30", &c->fw_confirm_s, 0, "s",
+         "firmware: health check time after the switch to a new version"},
+        {"fw_trial_timeout_s", CFG_INT(1, 604800), "300", &c->fw_trial_timeout_s, 0, "s",
+         "firmware: a new version not confirmed by then goes back to the previous slot"},
+        {"fw_download_window", CFG_INT(1, 64), "4", &c->fw_download_window, 0, NULL,
+         "firmware: chunk topics subscribed at a time"},
+        {"fw_chunk_timeout_s", CFG_INT(1, 3600), "30", &c->fw_chunk_timeout_s, 0, "s",
+         "firmware: no chunk for this long: subscribe again; the 4th time the update fails"},
         {"log_level", CFG_STRING, "info", cfg->log_level, sizeof(cfg->log_level), NULL,
          "debug, info, warn or error"},
     };
@@ -157,6 +171,20 @@ static bc_status get_path(const cJSON *obj, const char *name, char *out, size_t 
 }
 
 /* The fields every camera shares: broker, CA, keys. */
+/* keys.firmware.public, when the stack has a firmware key and no
+ * firmware_pubkey was configured. */
+static bc_status stack_firmware_key(const cJSON *keys, bc_camera_config *c, bc_error *err)
+{
+    const cJSON *fw = NULL;
+    if (c->firmware_pubkey[0] != '\0')
+        return BC_OK;
+    bc_status st = bc_json_get_object(keys, "firmware", BC_JSON_OPTIONAL, &fw, err);
+    if (st != BC_OK || fw == NULL)
+        return st;
+    return bc_json_get_string(fw, "public", BC_JSON_OPTIONAL, c->firmware_pubkey,
+                              sizeof(c->firmware_pubkey), err);
+}
+
 static bc_status stack_common(const cJSON *root, bc_camera_config *c, bc_error *err)
 {
     const cJSON *mqtt = NULL, *keys = NULL, *cmd = NULL, *rcpt = NULL, *rec = NULL;
@@ -184,6 +212,8 @@ static bc_status stack_common(const cJSON *root, bc_camera_config *c, bc_error *
     if (st == BC_OK)
         st = bc_json_get_string(rec, "key_id", BC_JSON_OPTIONAL, c->recording_key_id,
                                 sizeof(c->recording_key_id), err);
+    if (st == BC_OK)
+        st = stack_firmware_key(keys, c, err);
     return st;
 }
 

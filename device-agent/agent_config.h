@@ -48,7 +48,8 @@ void bc_agent_config_print(FILE *out);
 /* Simulation: one camera configuration per device of the stack description
  * at path (design.md "Operating contract": devices.{id}.{cert,key,data_dir,
  * control_socket}, mqtt.{host,tls_port}, ca_cert, keys.{command,receipt,
- * recording}.public, keys.recording.key_id), each a copy of base with
+ * recording}.public, keys.recording.key_id, and keys.firmware.public when
+ * present and base has no firmware_pubkey), each a copy of base with
  * those fields replaced, for the first max devices in the file's order
  * (max 0: all). *out is a malloc'd array of *count configurations the
  * caller free()s. BC_ERR_IO / BC_ERR_NOT_FOUND (unreadable), BC_ERR_PARSE

@@ -38,6 +38,7 @@
 #include "common/config.h"
 #include "common/file.h"
 #include "common/log.h"
+#include "device-agent/boot_slots.h"
 #include "device-agent/commands.h"
 #include "device-agent/health.h"
 #include "device-agent/identity.h"
@@ -46,6 +47,7 @@
 #include "device-agent/persist.h"
 #include "device-agent/recorder.h"
 #include "device-agent/state_machine.h"
+#include "device-agent/updater.h"
 #include "device-agent/uploader.h"
 #include "device-agent/video_source.h"
 #include "proto/message.h"
@@ -57,7 +59,8 @@
 #define VIDEO_TICKS_BUFFERED 4       /* a timer this many ticks late still catches up */
 #define PRE_EVENT_MS_MAX 600000
 #define KEY_PEM_MAX 4096
-#define IDENTITY_GRACE_MS 1000     /* refusals this soon after a switch do not count (see link_attempt_failed) */
+#define IDENTITY_GRACE_MS                                                                          \
+    1000 /* refusals this soon after a switch do not count (see link_attempt_failed) */
 
 struct bc_camera {
     bc_camera_config cfg;
@@ -65,6 +68,7 @@ struct bc_camera {
     bc_persist_state st; /* what is on disk (after each save) */
     bc_sm sm;
     EVP_PKEY *command_key, *receipt_key, *recording_key;
+    EVP_PKEY *firmware_key; /* NULL: no firmware_pubkey, firmware refused */
     bc_outbox *outbox;
     bc_recorder *recorder;
     bc_uploader *uploader;
@@ -87,6 +91,21 @@ struct bc_camera {
         char last_reason[BC_TEXT_MAX + 1];
     } trial;
     bc_timer sm_timer, video_timer, flush_timer, health_timer, upload_timer, trial_timer;
+    bc_boot_record boot; /* what boot.json says (after each change) */
+    bc_updater *updater;
+    struct {
+        bc_boot_outcome outcome; /* of this start */
+        bool header_ok;          /* trial: the active image's header could be read */
+        char header_error[BC_TEXT_MAX + 1];
+        bc_boot_selftest selftest;
+        bool confirm_due;                    /* the health check passed while offline */
+        unsigned sub[BC_UPDATER_WINDOW_MAX]; /* chunk topics subscribed this session */
+        size_t nsub;
+        unsigned retries; /* chunk timeouts in a row */
+        bool wait_logged; /* "waiting" logged once per update */
+    } fw;
+    bc_timer fw_chunk_timer, fw_install_timer, fw_confirm_timer, fw_trial_timer;
+    bool restart; /* asked main.c to reopen it (a firmware switch) */
     int64_t started_mono_ms;
     uint64_t device_hash; /* seeds the simulations (noise, default video seed) */
     bool shutting_down;
@@ -117,6 +136,12 @@ static int path_join(char *out, size_t size, const char *dir, const char *name)
 static uint64_t last_seq(const bc_camera *cam)
 {
     return cam->st.next_seq > 0 ? cam->st.next_seq - 1 : 0;
+}
+
+/* The version the camera runs: its active slot's (birth, health, status). */
+static const char *fw_active(const bc_camera *cam)
+{
+    return bc_boot_active_version(&cam->boot);
 }
 
 static bc_health_mode health_mode(const bc_camera *cam)
@@ -186,6 +211,13 @@ bc_status bc_camera_config_check(const bc_camera_config *c, bc_error *err)
     if (c->identity_trial_s < 1 || c->identity_trial_attempts < 1)
         return bc_fail(err, BC_ERR_INVAL,
                        "options 'identity_trial_s' and 'identity_trial_attempts' must be >= 1");
+    if (c->fw_min_battery_pct < 0 || c->fw_min_battery_pct > 100 || c->fw_confirm_s < 1 ||
+        c->fw_trial_timeout_s < 1 || c->fw_chunk_timeout_s < 1 || c->fw_download_window < 1 ||
+        c->fw_download_window > BC_UPDATER_WINDOW_MAX)
+        return bc_fail(err, BC_ERR_INVAL,
+                       "options fw_*: fw_min_battery_pct 0..100, fw_download_window 1..%d, the "
+                       "times >= 1",
+                       BC_UPDATER_WINDOW_MAX);
     if (c->fw_version[0] == '\0' || !bc_version_valid(c->fw_version))
         return bc_fail(err, BC_ERR_INVAL, "option 'fw_version': '%s' is not a version",
                        c->fw_version);
@@ -202,6 +234,9 @@ static bc_status load_keys(bc_camera *cam, bc_error *err)
         bc_key_load_public(cam->cfg.command_pubkey, EVP_PKEY_ED25519, &cam->command_key, err);
     if (st == BC_OK)
         st = bc_key_load_public(cam->cfg.receipt_pubkey, EVP_PKEY_ED25519, &cam->receipt_key, err);
+    if (st == BC_OK && cam->cfg.firmware_pubkey[0] != '\0')
+        st =
+            bc_key_load_public(cam->cfg.firmware_pubkey, EVP_PKEY_ED25519, &cam->firmware_key, err);
     if (st != BC_OK)
         return st;
     char rotated[PATH_MAX];
@@ -594,10 +629,11 @@ static void status_answer(bc_camera *cam, char *answer, size_t size)
     bc_camera_status_get(cam, &s);
     snprintf(answer, size,
              "ok state=%s warnings=%d seq=%" PRIu64 " pending=%zu outbox=%zu online=%d "
-             "recording=%s emergency=%d identity=%s cert=%.16s switching=%d",
+             "recording=%s emergency=%d identity=%s cert=%.16s switching=%d fw=%s update=%s",
              s.state, s.warnings, s.last_seq, s.pending, s.outbox, s.online ? 1 : 0,
              s.recording_id[0] ? s.recording_id : "-", s.emergency ? 1 : 0, s.identity,
-             s.cert_fingerprint[0] ? s.cert_fingerprint : "-", s.switching ? 1 : 0);
+             s.cert_fingerprint[0] ? s.cert_fingerprint : "-", s.switching ? 1 : 0, s.fw_version,
+             s.fw_update);
 }
 
 void bc_camera_command(bc_camera *cam, const bc_control_command *cmd, char *answer, size_t size)
@@ -732,7 +768,7 @@ static void on_health_timer(bc_reactor *r, bc_timer *t, void *userdata)
     in.device = cam->cfg.device_id;
     in.now_ms = bc_clock_now_ms();
     in.uptime_s = (bc_clock_monotonic_ms() - cam->started_mono_ms) / 1000;
-    in.fw = cam->cfg.fw_version;
+    in.fw = fw_active(cam);
     in.recording_key_id = bc_recorder_key_id(cam->recorder);
     if (bc_recorder_storage(cam->recorder, &in.storage_free, &in.storage_total) != BC_OK)
         bc_health_note_error(cam->health, "storage size unknown (statvfs failed)");
@@ -1086,6 +1122,534 @@ static bc_status send_ack(const bc_msg_ack *ack, void *userdata)
     return st;
 }
 
+/* ---- firmware (README "Firmware update"; boot_slots.h, updater.h) ---- */
+
+#define FW_CHUNK_RETRIES 3
+#define FW_IDLE_POLL_MS 1000
+#define FW_TOPIC_PREFIX BC_TOPIC_PREFIX "firmware/"
+
+/* One log line per step: "firmware | STEP | device=.. version=.. detail=..". */
+static void fw_log(const bc_camera *cam, const char *step, const char *version, const char *detail)
+{
+    bool bad = strcmp(step, "refused") == 0 || strcmp(step, "failed") == 0 ||
+               strcmp(step, "rolled_back") == 0;
+    if (bad)
+        log_warnx("firmware | %s | device=%s version=%s detail=%s", step, cam->cfg.device_id,
+                  version, detail != NULL && detail[0] ? detail : "-");
+    else
+        log_info("firmware | %s | device=%s version=%s detail=%s", step, cam->cfg.device_id,
+                 version, detail != NULL && detail[0] ? detail : "-");
+}
+
+static bc_status fw_event(bc_camera *cam, bc_event_type type, const char *version,
+                          const char *detail)
+{
+    bc_message ev;
+    event_init(cam, &ev, type);
+    snprintf(ev.event.version, sizeof(ev.event.version), "%s",
+             bc_version_valid(version) ? version : "0");
+    snprintf(ev.event.detail, sizeof(ev.event.detail), "%.*s", BC_TEXT_MAX,
+             detail != NULL ? detail : "");
+    for (char *p = ev.event.detail; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    }
+    return emit(cam, &ev, 1, 0);
+}
+
+/* The event boot.json owes (fw_confirmed / fw_rolled_back): queued, then
+ * dropped from the record - a crash in between sends it twice, never not. */
+static void fw_send_report(bc_camera *cam)
+{
+    bc_error err;
+    if (cam->boot.report == BC_BOOT_REPORT_NONE)
+        return;
+    bc_event_type type = cam->boot.report == BC_BOOT_REPORT_CONFIRMED ? BC_EVENT_FW_CONFIRMED
+                                                                      : BC_EVENT_FW_ROLLED_BACK;
+    if (fw_event(cam, type, cam->boot.report_version, cam->boot.report_detail) != BC_OK)
+        return;
+    if (bc_boot_report_done(cam->cfg.data_dir, &cam->boot, &err) != BC_OK)
+        note_error(cam, "firmware: %s", err.text);
+}
+
+/* The camera restarts into the slot boot.json names: main.c frees it once
+ * stopped and opens it again from its data directory. */
+static void fw_restart(bc_camera *cam)
+{
+    if (cam->restart)
+        return;
+    cam->restart = true;
+    log_info("%s: restarting into firmware %s (slot %s)", cam->cfg.device_id, fw_active(cam),
+             bc_boot_slot_name(cam->boot.active));
+    bc_camera_shutdown(cam);
+}
+
+/* ---- the download ---- */
+
+static bool fw_subscribed(const bc_camera *cam, unsigned n)
+{
+    for (size_t i = 0; i < cam->fw.nsub; i++) {
+        if (cam->fw.sub[i] == n)
+            return true;
+    }
+    return false;
+}
+
+static void fw_unsubscribe_all(bc_camera *cam)
+{
+    const bc_firmware_manifest *m = bc_updater_manifest(cam->updater);
+    char topic[BC_TOPIC_MAX];
+    bc_error err;
+    for (size_t i = 0; i < cam->fw.nsub && m != NULL && bc_link_online(cam->link); i++) {
+        if (bc_topic_firmware_chunk(topic, sizeof(topic), m->version, cam->fw.sub[i]) == BC_OK)
+            (void)bc_link_unsubscribe(cam->link, topic, &err);
+    }
+    cam->fw.nsub = 0;
+    bc_reactor_timer_stop(cam->r, &cam->fw_chunk_timer);
+}
+
+/* Subscribes to the chunks the updater wants now (again, when resubscribe)
+ * and ends the subscriptions of the chunks it has. Subscriptions belong to
+ * one MQTT session: link_online starts over with none. */
+static void fw_follow(bc_camera *cam, bool resubscribe)
+{
+    const bc_firmware_manifest *m = bc_updater_manifest(cam->updater);
+    if (m == NULL || bc_updater_get_phase(cam->updater) != BC_UPDATER_DOWNLOADING ||
+        cam->link == NULL || !bc_link_online(cam->link) || cam->shutting_down) {
+        bc_reactor_timer_stop(cam->r, &cam->fw_chunk_timer);
+        return;
+    }
+    unsigned want[BC_UPDATER_WINDOW_MAX];
+    size_t n = bc_updater_wanted(cam->updater, want, BC_UPDATER_WINDOW_MAX);
+    char topic[BC_TOPIC_MAX];
+    bc_error err;
+    size_t kept = 0;
+    for (size_t i = 0; i < cam->fw.nsub; i++) { /* what is no longer wanted */
+        bool wanted = false;
+        for (size_t j = 0; j < n; j++)
+            wanted = wanted || want[j] == cam->fw.sub[i];
+        if (wanted) {
+            cam->fw.sub[kept++] = cam->fw.sub[i];
+        } else if (bc_topic_firmware_chunk(topic, sizeof(topic), m->version, cam->fw.sub[i]) ==
+                   BC_OK) {
+            (void)bc_link_unsubscribe(cam->link, topic, &err);
+        }
+    }
+    cam->fw.nsub = kept;
+    for (size_t j = 0; j < n; j++) {
+        bool had = fw_subscribed(cam, want[j]);
+        if (had && !resubscribe)
+            continue;
+        if (bc_topic_firmware_chunk(topic, sizeof(topic), m->version, want[j]) != BC_OK ||
+            bc_link_subscribe(cam->link, topic, 1, &err) != BC_OK) {
+            log_warnx("%s: firmware chunk %u: cannot subscribe", cam->cfg.device_id, want[j]);
+            continue;
+        }
+        if (!had)
+            cam->fw.sub[cam->fw.nsub++] = want[j];
+    }
+    if (!bc_timer_active(&cam->fw_chunk_timer) &&
+        bc_reactor_timer_start(cam->r, &cam->fw_chunk_timer, cam->cfg.fw_chunk_timeout_s * 1000,
+                               0) != BC_OK)
+        note_error(cam, "cannot start the firmware chunk timer");
+}
+
+/* The update ends without an install: fw_failed, the download dropped. */
+static void fw_fail(bc_camera *cam, const char *detail)
+{
+    bc_error err;
+    const bc_firmware_manifest *m = bc_updater_manifest(cam->updater);
+    char version[BC_VERSION_MAX + 1];
+    snprintf(version, sizeof(version), "%s", m != NULL ? m->version : "0");
+    fw_unsubscribe_all(cam);
+    fw_log(cam, "failed", version, detail);
+    (void)fw_event(cam, BC_EVENT_FW_FAILED, version, detail);
+    if (bc_updater_finish(cam->updater, &err) != BC_OK)
+        note_error(cam, "firmware: %s", err.text);
+    cam->fw.wait_logged = false;
+}
+
+static void fw_schedule_install(bc_camera *cam, int64_t delay_ms)
+{
+    if (bc_reactor_timer_start(cam->r, &cam->fw_install_timer, delay_ms, 0) != BC_OK)
+        note_error(cam, "cannot start the firmware install timer");
+}
+
+/* Every chunk is there: the image checked against the manifest. */
+static void fw_downloaded(bc_camera *cam)
+{
+    bc_error err;
+    const bc_firmware_manifest *m = bc_updater_manifest(cam->updater);
+    fw_unsubscribe_all(cam);
+    if (bc_updater_verify(cam->updater, &err) != BC_OK) {
+        fw_fail(cam, err.text);
+        return;
+    }
+    fw_log(cam, "downloaded", m->version, m->sha256);
+    fw_schedule_install(cam, 0);
+}
+
+static void fw_chunk(bc_camera *cam, const char *topic, const void *payload, size_t len)
+{
+    bc_topic t;
+    bc_error err;
+    bool stored = false;
+    const bc_firmware_manifest *m = bc_updater_manifest(cam->updater);
+    if (bc_topic_parse(topic, &t, &err) != BC_OK || t.kind != BC_TOPIC_FIRMWARE_CHUNK ||
+        m == NULL || strcmp(t.version, m->version) != 0)
+        return; /* a chunk of another version (a late delivery): not ours */
+    if (bc_updater_chunk(cam->updater, t.chunk, payload, len, &stored, &err) != BC_OK) {
+        if (len > 0) /* an empty retained payload is the service clearing it */
+            log_warnx("%s: firmware %s: chunk ignored: %s", cam->cfg.device_id, m->version,
+                      err.text);
+        return;
+    }
+    if (!stored)
+        return;
+    cam->fw.retries = 0;
+    bc_reactor_timer_stop(cam->r, &cam->fw_chunk_timer);
+    if (bc_updater_get_phase(cam->updater) == BC_UPDATER_COMPLETE)
+        fw_downloaded(cam);
+    else
+        fw_follow(cam, false);
+}
+
+static void on_fw_chunk_timer(bc_reactor *r, bc_timer *t, void *userdata)
+{
+    bc_camera *cam = userdata;
+    if (bc_updater_get_phase(cam->updater) != BC_UPDATER_DOWNLOADING || !bc_link_online(cam->link))
+        return;
+    char detail[BC_TEXT_MAX + 1];
+    uint64_t missing = bc_updater_first_missing(cam->updater);
+    if (cam->fw.retries >= FW_CHUNK_RETRIES) {
+        snprintf(detail, sizeof(detail), "chunk %" PRIu64 " not available", missing);
+        fw_fail(cam, detail);
+        return;
+    }
+    cam->fw.retries++;
+    log_warnx("%s: firmware: no chunk for %" PRId64 " s (chunk %" PRIu64 " missing); subscribing "
+              "again (%u of %d)",
+              cam->cfg.device_id, cam->cfg.fw_chunk_timeout_s, missing, cam->fw.retries,
+              FW_CHUNK_RETRIES);
+    fw_follow(cam, true);
+}
+
+/* ---- the install ---- */
+
+/* Standby with enough battery, or docked; NULL when idle, else why not. */
+static const char *fw_busy(bc_camera *cam)
+{
+    if (cam->sm.state == BC_SM_DOCKED)
+        return NULL;
+    if (cam->sm.state != BC_SM_STANDBY)
+        return "the camera is not on standby or docked";
+    bc_health_set_mode(cam->health, health_mode(cam), bc_clock_monotonic_ms());
+    if (bc_health_battery(cam->health) < (double)cam->cfg.fw_min_battery_pct)
+        return "the battery is below fw_min_battery_pct";
+    return NULL;
+}
+
+static void fw_wait(bc_camera *cam, const char *version, const char *why)
+{
+    if (!cam->fw.wait_logged)
+        log_info("firmware | waiting | device=%s version=%s detail=%s", cam->cfg.device_id, version,
+                 why);
+    cam->fw.wait_logged = true;
+    fw_schedule_install(cam, FW_IDLE_POLL_MS);
+}
+
+/* A pending version the camera already runs (a rollback to the version a
+ * reverted trial went back to): nothing to install. */
+static bool fw_already_running(bc_camera *cam, const bc_firmware_manifest *m)
+{
+    const bc_boot_slot_info *s = &cam->boot.slots[cam->boot.active];
+    return strcmp(s->version, m->version) == 0 &&
+           (strcmp(s->sha256, m->sha256) == 0 || s->sha256[0] == '\0');
+}
+
+static void fw_install(bc_camera *cam)
+{
+    bc_error err;
+    char answer[BC_CONTROL_ANSWER_MAX + 1];
+    bc_firmware_manifest m = *bc_updater_manifest(cam->updater);
+    const char *image = bc_updater_image_path(cam->updater);
+    apply_input(cam, BC_SM_UPDATE_BEGIN, answer, sizeof(answer));
+    if (cam->sm.state != BC_SM_UPDATING) {
+        fw_wait(cam, m.version, answer);
+        return;
+    }
+    bool docked = cam->sm.update_return == BC_SM_DOCKED;
+    if (bc_boot_install(cam->cfg.data_dir, &cam->boot, image, m.version, m.sha256, docked, &err) !=
+        BC_OK) {
+        char detail[BC_TEXT_MAX + 1];
+        snprintf(detail, sizeof(detail), "install: %s", err.text);
+        apply_input(cam, BC_SM_UPDATE_END, answer, sizeof(answer));
+        fw_fail(cam, detail);
+        return;
+    }
+    fw_log(cam, "installed", m.version, bc_boot_slot_name(cam->boot.active));
+    (void)fw_event(cam, BC_EVENT_FW_INSTALLED, m.version, "");
+    if (bc_updater_finish(cam->updater, &err) != BC_OK)
+        note_error(cam, "firmware: %s", err.text);
+    fw_restart(cam);
+}
+
+static void on_fw_install_timer(bc_reactor *r, bc_timer *t, void *userdata)
+{
+    bc_camera *cam = userdata;
+    bc_error err;
+    const bc_firmware_manifest *m = bc_updater_manifest(cam->updater);
+    if (m == NULL || bc_updater_get_phase(cam->updater) != BC_UPDATER_READY || cam->shutting_down)
+        return;
+    if (cam->boot.trial) {
+        fw_wait(cam, m->version, "the running version is still on trial");
+        return;
+    }
+    if (fw_already_running(cam, m)) {
+        fw_log(cam, "confirmed", m->version, "already running");
+        (void)fw_event(cam, BC_EVENT_FW_CONFIRMED, m->version, "");
+        if (bc_updater_finish(cam->updater, &err) != BC_OK)
+            note_error(cam, "firmware: %s", err.text);
+        return;
+    }
+    if (bc_firmware_check_install(m, fw_active(cam), &err) != BC_OK) {
+        fw_fail(cam, err.text); /* the running version changed since the offer */
+        return;
+    }
+    const char *busy = fw_busy(cam);
+    if (busy != NULL) {
+        fw_wait(cam, m->version, busy);
+        return;
+    }
+    fw_install(cam);
+}
+
+/* A pending update is ready when its image is in download.img (verified)
+ * or already in the inactive slot. */
+static void fw_check_ready(bc_camera *cam)
+{
+    bc_error err;
+    char slot[PATH_MAX];
+    bool in_slot = false;
+    const bc_firmware_manifest *m = bc_updater_manifest(cam->updater);
+    if (m == NULL)
+        return;
+    if (bc_updater_get_phase(cam->updater) == BC_UPDATER_DOWNLOADING &&
+        bc_boot_slot_path(cam->cfg.data_dir, bc_boot_inactive(&cam->boot), slot, sizeof(slot),
+                          &err) == BC_OK &&
+        bc_updater_use_slot(cam->updater, slot, &in_slot, &err) != BC_OK)
+        note_error(cam, "firmware: %s", err.text);
+    if (in_slot)
+        fw_log(cam, "downloaded", m->version, "the inactive slot already holds the image");
+    if (bc_updater_get_phase(cam->updater) == BC_UPDATER_COMPLETE) {
+        fw_downloaded(cam);
+        return;
+    }
+    if (bc_updater_get_phase(cam->updater) == BC_UPDATER_READY)
+        fw_schedule_install(cam, 0);
+    else
+        fw_follow(cam, false);
+}
+
+/* ---- the firmware command ---- */
+
+static bc_status cmd_firmware(const bc_command *cmd, void *userdata, bc_error *err)
+{
+    bc_camera *cam = userdata;
+    const bc_firmware_manifest *m = &cmd->params.firmware;
+    bc_updater_offer_result res;
+    bc_error why;
+    bc_error_clear(&why);
+    bc_status st = bc_updater_offer(cam->updater, m, cmd->id, fw_active(cam), &res, &why);
+    const char *version = bc_version_valid(m->version) ? m->version : "0";
+    if (st != BC_OK) {
+        fw_log(cam, "refused", version, why.text);
+        (void)fw_event(cam, BC_EVENT_FW_REFUSED, version, why.text);
+        return bc_fail(err, st, "firmware refused: %s", why.text);
+    }
+    if (res == BC_UPDATER_SAME) {
+        fw_log(cam, "accepted", version, "already in progress");
+        return BC_OK;
+    }
+    fw_log(cam, "accepted", version, cmd->id);
+    cam->fw.wait_logged = false;
+    cam->fw.retries = 0;
+    cam->fw.nsub = 0;
+    fw_check_ready(cam);
+    if (bc_updater_get_phase(cam->updater) == BC_UPDATER_DOWNLOADING) {
+        fw_log(cam, "downloading", version, "");
+        (void)fw_event(cam, BC_EVENT_FW_DOWNLOADING, version, "");
+    }
+    return BC_OK;
+}
+
+/* ---- the trial of a new version ---- */
+
+static void fw_revert(bc_camera *cam, const char *detail)
+{
+    bc_error err;
+    char bad[BC_VERSION_MAX + 1];
+    snprintf(bad, sizeof(bad), "%s", fw_active(cam));
+    if (bc_boot_revert(cam->cfg.data_dir, &cam->boot, detail, &err) != BC_OK) {
+        note_error(cam, "firmware: cannot go back to the previous slot: %s", err.text);
+        return; /* still on trial: the next boot goes back */
+    }
+    bc_reactor_timer_stop(cam->r, &cam->fw_confirm_timer);
+    bc_reactor_timer_stop(cam->r, &cam->fw_trial_timer);
+    fw_log(cam, "rolled_back", bad, detail);
+    fw_send_report(cam);
+    fw_restart(cam);
+}
+
+static void fw_confirm(bc_camera *cam)
+{
+    bc_error err;
+    cam->fw.confirm_due = false;
+    if (bc_boot_confirm(cam->cfg.data_dir, &cam->boot, &err) != BC_OK) {
+        note_error(cam, "firmware: cannot confirm: %s", err.text);
+        return;
+    }
+    bc_reactor_timer_stop(cam->r, &cam->fw_trial_timer);
+    fw_log(cam, "confirmed", fw_active(cam), "health check passed");
+    fw_send_report(cam);
+    if (bc_updater_get_phase(cam->updater) == BC_UPDATER_READY)
+        fw_schedule_install(cam, 0); /* an update that waited for the trial */
+}
+
+static void on_fw_confirm_timer(bc_reactor *r, bc_timer *t, void *userdata)
+{
+    bc_camera *cam = userdata;
+    if (!cam->boot.trial || cam->shutting_down)
+        return;
+    if (!cam->fw.header_ok) {
+        char detail[BC_TEXT_MAX + 1];
+        snprintf(detail, sizeof(detail), "health check failed: %s", cam->fw.header_error);
+        fw_revert(cam, detail);
+        return;
+    }
+    if (cam->fw.selftest == BC_BOOT_SELFTEST_FAIL) {
+        fw_revert(cam, "health check failed: selftest");
+        return;
+    }
+    if (bc_link_online(cam->link))
+        fw_confirm(cam);
+    else
+        cam->fw.confirm_due = true; /* confirmed once online */
+}
+
+static void on_fw_trial_timer(bc_reactor *r, bc_timer *t, void *userdata)
+{
+    bc_camera *cam = userdata;
+    char detail[BC_TEXT_MAX + 1];
+    if (!cam->boot.trial || cam->shutting_down)
+        return;
+    snprintf(detail, sizeof(detail), "did not confirm: no confirmation within %" PRId64 " s",
+             cam->cfg.fw_trial_timeout_s);
+    fw_revert(cam, detail);
+}
+
+/* ---- at open ---- */
+
+/* The boot step, before anything else runs: boot.json read (a damaged one
+ * replaced by a safe record), the trial counted. A trial image whose
+ * selftest says "crash" crashes here, after the count is on disk. */
+static bc_status fw_boot(bc_camera *cam, bc_error *err)
+{
+    bool found = false;
+    bc_error why;
+    bc_status st = bc_boot_dir_make(cam->cfg.data_dir, err);
+    if (st != BC_OK)
+        return st;
+    if (bc_boot_load(cam->cfg.data_dir, cam->cfg.fw_version, &cam->boot, &found, &why) != BC_OK) {
+        note_error(cam, "firmware: %s", why.text);
+        if (bc_boot_save(cam->cfg.data_dir, &cam->boot, &why) != BC_OK)
+            note_error(cam, "firmware: cannot repair boot.json: %s", why.text);
+    }
+    st = bc_boot_start(cam->cfg.data_dir, &cam->boot, &cam->fw.outcome, err);
+    if (st != BC_OK)
+        return st; /* a trial that cannot be counted must not run */
+    if (cam->fw.outcome == BC_BOOT_REVERTED)
+        fw_log(cam, "rolled_back", cam->boot.report_version, cam->boot.report_detail);
+    if (cam->fw.outcome != BC_BOOT_TRIAL)
+        return BC_OK;
+    char slot[PATH_MAX];
+    bc_boot_header h;
+    cam->fw.header_ok = false;
+    st = bc_boot_slot_path(cam->cfg.data_dir, cam->boot.active, slot, sizeof(slot), err);
+    if (st != BC_OK)
+        return st;
+    if (bc_boot_header_read(slot, &h, &why) != BC_OK) {
+        snprintf(cam->fw.header_error, sizeof(cam->fw.header_error), "%s", why.text);
+    } else if (strcmp(h.version, fw_active(cam)) != 0) {
+        snprintf(cam->fw.header_error, sizeof(cam->fw.header_error), "the image says version %s",
+                 h.version);
+    } else {
+        cam->fw.header_ok = true;
+        cam->fw.selftest = h.selftest;
+    }
+    fw_log(cam, "booted", fw_active(cam), "trial");
+    if (cam->fw.header_ok && h.selftest == BC_BOOT_SELFTEST_CRASH) {
+        log_errorx("%s: firmware %s crashes at start (simulated: selftest crash)",
+                   cam->cfg.device_id, fw_active(cam));
+        abort();
+    }
+    return BC_OK;
+}
+
+/* After the modules are open: the owed report, the trial's timers, a
+ * pending update resumed. */
+static bc_status fw_start(bc_camera *cam, bc_error *err)
+{
+    bc_error why;
+    size_t window = (size_t)cam->cfg.fw_download_window;
+    bc_status st =
+        bc_updater_open(cam->cfg.data_dir, cam->firmware_key, window, &cam->updater, err);
+    if (st != BC_OK)
+        return st;
+    fw_send_report(cam);
+    if (cam->fw.outcome == BC_BOOT_TRIAL) {
+        st =
+            bc_reactor_timer_start(cam->r, &cam->fw_confirm_timer, cam->cfg.fw_confirm_s * 1000, 0);
+        if (st == BC_OK)
+            st = bc_reactor_timer_start(cam->r, &cam->fw_trial_timer,
+                                        cam->cfg.fw_trial_timeout_s * 1000, 0);
+        if (st != BC_OK)
+            return bc_fail(err, st, "cannot start the firmware trial timers");
+    }
+    const bc_firmware_manifest *m = bc_updater_manifest(cam->updater);
+    if (m == NULL)
+        return BC_OK;
+    const bc_boot_slot_info *active = &cam->boot.slots[cam->boot.active];
+    if (cam->boot.trial && strcmp(active->version, m->version) == 0 &&
+        strcmp(active->sha256, m->sha256) == 0) {
+        /* Switched, then cut before the update was closed: finish it. */
+        fw_log(cam, "installed", m->version, "finished after a restart");
+        (void)fw_event(cam, BC_EVENT_FW_INSTALLED, m->version, "");
+        if (bc_updater_finish(cam->updater, &why) != BC_OK)
+            note_error(cam, "firmware: %s", why.text);
+        return BC_OK;
+    }
+    uint64_t done = 0, total = 0;
+    bc_updater_progress(cam->updater, &done, &total);
+    log_info("%s: firmware %s pending (command %s): %" PRIu64 " of %" PRIu64 " chunks",
+             cam->cfg.device_id, m->version, bc_updater_cmd_id(cam->updater), done, total);
+    fw_check_ready(cam);
+    return BC_OK;
+}
+
+static const char *fw_update_state(const bc_camera *cam)
+{
+    switch (cam->updater != NULL ? bc_updater_get_phase(cam->updater) : BC_UPDATER_IDLE) {
+    case BC_UPDATER_DOWNLOADING:
+    case BC_UPDATER_COMPLETE:
+        return "downloading";
+    case BC_UPDATER_READY:
+        return cam->sm.state == BC_SM_UPDATING ? "installing" : "ready";
+    default:
+        return cam->boot.trial ? "trial" : "idle";
+    }
+}
+
 /* ---- link callbacks ---- */
 
 static bc_status link_reserve_session(void *userdata, uint64_t *session)
@@ -1110,17 +1674,29 @@ static void link_online(bc_link *link, void *userdata)
         identity_connected(cam);
     publish_state(cam);
     uploader_follow(cam);
+    cam->fw.nsub = 0; /* a new session has no chunk subscriptions */
+    cam->fw.retries = 0;
+    fw_follow(cam, false);
+    if (cam->fw.confirm_due && cam->boot.trial)
+        fw_confirm(cam);
 }
 
 static void link_offline(bc_link *link, const char *reason, void *userdata)
 {
-    uploader_follow(userdata);
+    bc_camera *cam = userdata;
+    uploader_follow(cam);
+    cam->fw.nsub = 0;
+    bc_reactor_timer_stop(cam->r, &cam->fw_chunk_timer);
 }
 
 static void link_message(bc_link *link, const char *topic, const void *payload, size_t len,
                          void *userdata)
 {
     bc_camera *cam = userdata;
+    if (strncmp(topic, FW_TOPIC_PREFIX, strlen(FW_TOPIC_PREFIX)) == 0) {
+        fw_chunk(cam, topic, payload, len);
+        return;
+    }
     bc_commands_handle(cam->commands, topic, payload, len);
 }
 
@@ -1186,7 +1762,10 @@ static bc_status open_state(bc_camera *cam, bc_error *err)
     if (st != BC_OK)
         return st;
     bc_sm_init(&cam->sm, cam->cfg.warning_timeout_s * 1000, now);
-    if (cam->st.state == BC_SM_RECORDING || cam->st.state == BC_SM_UPDATING)
+    if (cam->st.state == BC_SM_UPDATING) /* an update ends at boot (recover() saves it) */
+        return bc_sm_restore(&cam->sm, cam->boot.resume_docked ? BC_SM_DOCKED : BC_SM_STANDBY, 0,
+                             false, now, err);
+    if (cam->st.state == BC_SM_RECORDING)
         return BC_OK; /* resolved once the recorder has looked at its files */
     return bc_sm_restore(&cam->sm, cam->st.state, cam->st.warnings, cam->st.emergency,
                          cam->st.since_ms, err);
@@ -1291,7 +1870,7 @@ static bc_status open_link(bc_camera *cam, int64_t first_delay_ms, bc_error *err
     lc.backoff_max_ms = cam->cfg.backoff_max_ms;
     lc.connect_timeout_ms = cam->cfg.connect_timeout_ms;
     lc.inflight_window = (size_t)cam->cfg.inflight_window;
-    snprintf(lc.fw_version, sizeof(lc.fw_version), "%s", cam->cfg.fw_version);
+    snprintf(lc.fw_version, sizeof(lc.fw_version), "%s", fw_active(cam)); /* the active slot's */
     const bc_link_callbacks cb = {
         .reserve_session = link_reserve_session,
         .on_online = link_online,
@@ -1328,6 +1907,7 @@ static bc_status open_modules(bc_camera *cam, bc_error *err)
         .rotate_recording_key = cmd_recording_key,
         .config = cmd_config,
         .rotate_identity = cmd_identity,
+        .firmware = cmd_firmware,
         .refused = cmd_refused,
         .send_ack = send_ack,
     };
@@ -1387,6 +1967,10 @@ bc_status bc_camera_open(bc_reactor *r, const bc_camera_config *cfg, int64_t fir
     bc_timer_init(&cam->health_timer, on_health_timer, cam);
     bc_timer_init(&cam->upload_timer, on_upload_timer, cam);
     bc_timer_init(&cam->trial_timer, on_trial_timer, cam);
+    bc_timer_init(&cam->fw_chunk_timer, on_fw_chunk_timer, cam);
+    bc_timer_init(&cam->fw_install_timer, on_fw_install_timer, cam);
+    bc_timer_init(&cam->fw_confirm_timer, on_fw_confirm_timer, cam);
+    bc_timer_init(&cam->fw_trial_timer, on_fw_trial_timer, cam);
     st = device_hash(cam->cfg.device_id, &cam->device_hash, err);
     if (st == BC_OK)
         st = make_data_dir(cam->cfg.data_dir, err);
@@ -1397,13 +1981,19 @@ bc_status bc_camera_open(bc_reactor *r, const bc_camera_config *cfg, int64_t fir
     if (st == BC_OK)
         st = load_keys(cam, err);
     if (st == BC_OK)
+        st = fw_boot(cam, err);
+    if (st == BC_OK)
         st = open_state(cam, err);
     if (st == BC_OK)
         st = open_modules(cam, err);
     if (st == BC_OK) {
         recover(cam);
+        bc_health_set_mode(cam->health, health_mode(cam), bc_clock_monotonic_ms());
         identity_report_interrupted(cam);
         arm_sm_timer(cam);
+        st = fw_start(cam, err);
+    }
+    if (st == BC_OK) {
         st = open_control(cam, err);
     }
     if (st == BC_OK)
@@ -1414,9 +2004,10 @@ bc_status bc_camera_open(bc_reactor *r, const bc_camera_config *cfg, int64_t fir
         bc_camera_free(cam);
         return st;
     }
-    log_info("%s: camera up: state %s, next seq %" PRIu64 ", %zu pending recording(s), %zu "
-             "queued message(s)",
-             cam->cfg.device_id, bc_sm_state_name(cam->sm.state), cam->st.next_seq,
+    log_info("%s: camera up: firmware %s (slot %s%s), state %s, next seq %" PRIu64
+             ", %zu pending recording(s), %zu queued message(s)",
+             cam->cfg.device_id, fw_active(cam), bc_boot_slot_name(cam->boot.active),
+             cam->boot.trial ? ", on trial" : "", bc_sm_state_name(cam->sm.state), cam->st.next_seq,
              bc_recorder_pending_count(cam->recorder), bc_outbox_count(cam->outbox));
     *out = cam;
     return BC_OK;
@@ -1440,6 +2031,13 @@ void bc_camera_status_get(const bc_camera *cam, bc_camera_status *out)
     snprintf(out->cert_fingerprint, sizeof(out->cert_fingerprint), "%s",
              bc_identity_fingerprint(cam->identity));
     out->switching = cam->trial.active;
+    snprintf(out->fw_version, sizeof(out->fw_version), "%s", fw_active(cam));
+    out->fw_update = fw_update_state(cam);
+}
+
+int bc_camera_restart_requested(const bc_camera *cam)
+{
+    return cam->restart;
 }
 
 void bc_camera_shutdown(bc_camera *cam)
@@ -1460,6 +2058,11 @@ void bc_camera_shutdown(bc_camera *cam)
     bc_reactor_timer_stop(cam->r, &cam->upload_timer);
     bc_reactor_timer_stop(cam->r, &cam->sm_timer);
     bc_reactor_timer_stop(cam->r, &cam->trial_timer); /* a cut install is acked at the next start */
+    bc_reactor_timer_stop(cam->r,
+                          &cam->fw_chunk_timer); /* a pending update resumes at the next start */
+    bc_reactor_timer_stop(cam->r, &cam->fw_install_timer);
+    bc_reactor_timer_stop(cam->r, &cam->fw_confirm_timer); /* an unconfirmed trial goes back then */
+    bc_reactor_timer_stop(cam->r, &cam->fw_trial_timer);
     bc_error err;
     if (save_state(cam, &err) != BC_OK)
         note_error(cam, "cannot save the state at shutdown: %s", err.text);
@@ -1483,9 +2086,14 @@ void bc_camera_free(bc_camera *cam)
     bc_reactor_timer_stop(cam->r, &cam->health_timer);
     bc_reactor_timer_stop(cam->r, &cam->upload_timer);
     bc_reactor_timer_stop(cam->r, &cam->trial_timer);
+    bc_reactor_timer_stop(cam->r, &cam->fw_chunk_timer);
+    bc_reactor_timer_stop(cam->r, &cam->fw_install_timer);
+    bc_reactor_timer_stop(cam->r, &cam->fw_confirm_timer);
+    bc_reactor_timer_stop(cam->r, &cam->fw_trial_timer);
     if (cam->video_fd >= 0)
         (void)bc_reactor_remove_fd(cam->r, cam->video_fd);
     bc_commands_free(cam->commands);
+    bc_updater_free(cam->updater);
     bc_identity_free(cam->identity);
     bc_uploader_free(cam->uploader);
     bc_recorder_free(cam->recorder);
@@ -1496,5 +2104,6 @@ void bc_camera_free(bc_camera *cam)
     EVP_PKEY_free(cam->command_key);
     EVP_PKEY_free(cam->receipt_key);
     EVP_PKEY_free(cam->recording_key);
+    EVP_PKEY_free(cam->firmware_key);
     free(cam);
 }

@@ -28,6 +28,18 @@
  *   remote.conf         values set by config commands (health_interval_s,
  *                       warning_timeout_s, pre_event_s), applied at start
  *   identity/           the TLS identity and its rotation (identity.h)
+ *   firmware/           slots, boot record, pending update (boot_slots.h, updater.h)
+ *
+ * Firmware (device-agent/README.md "Firmware update"): a firmware command's
+ * manifest is checked by the updater (updater.h) and kept on disk; the
+ * image is fetched from retained chunk topics a window at a time; once the
+ * camera is idle (standby with enough battery, or docked) it goes UPDATING,
+ * the image is moved into the inactive slot and boot.json switched
+ * (boot_slots.h), and the camera restarts in-process (bc_camera_restart_
+ * requested). The new version is on trial until its health check passes
+ * (fw_confirmed) or fails / times out (back to the previous slot,
+ * fw_rolled_back). A trial boot whose image says selftest "crash" aborts
+ * the process right after the boot record counted it.
  *
  * Identity rotation (rotate-identity): a request makes a new key and
  * queues a CSR on devices/{id}/csr (cmd_id = the request), then acks. An
@@ -95,8 +107,14 @@ typedef struct bc_camera_config {
     int64_t battery_start_pct;
     int64_t temperature_base_c;
     int64_t signal_base_dbm;
-    int64_t identity_trial_s;        /* a new certificate must connect within this */
-    int64_t identity_trial_attempts; /* refused attempts with it before going back */
+    int64_t identity_trial_s;                 /* a new certificate must connect within this */
+    int64_t identity_trial_attempts;          /* refused attempts with it before going back */
+    char firmware_pubkey[BC_CAMERA_PATH_MAX]; /* Ed25519, PEM; "" = firmware refused */
+    int64_t fw_min_battery_pct;               /* install on standby only above this */
+    int64_t fw_confirm_s;                     /* health check time after the switch */
+    int64_t fw_trial_timeout_s;               /* an unconfirmed trial boot goes back after this */
+    int64_t fw_download_window;               /* chunk topics subscribed at a time */
+    int64_t fw_chunk_timeout_s;               /* no chunk this long: subscribe again (3 times) */
 } bc_camera_config;
 
 typedef struct bc_camera bc_camera;
@@ -115,6 +133,8 @@ typedef struct bc_camera_status {
     const char *identity;      /* static: "configured" or "rotated" (identity.h) */
     char cert_fingerprint[65]; /* SHA-256 of the certificate in use, "" unknown */
     bool switching;            /* a new certificate is being tried */
+    char fw_version[33];       /* the active slot's version */
+    const char *fw_update;     /* static: idle, downloading, ready, installing, trial */
 } bc_camera_status;
 
 /* Checks a configuration without opening anything: ranges and the
@@ -151,6 +171,12 @@ void bc_camera_shutdown(bc_camera *cam);
 
 /* 1 once the MQTT session is closed after bc_camera_shutdown. */
 int bc_camera_stopped(const bc_camera *cam);
+
+/* 1 when the camera asks to be restarted (a firmware switch): it has
+ * started its own shutdown; once bc_camera_stopped (or a deadline), the
+ * owner frees it and opens it again with the same configuration, and the
+ * new camera boots the slot boot.json names. */
+int bc_camera_restart_requested(const bc_camera *cam);
 
 /* Frees everything (an open recording is abandoned as a crash would leave
  * it: use bc_camera_shutdown first). NULL is a no-op. Not from a callback

@@ -153,7 +153,9 @@ static bc_commands_handler handler_of(const bc_commands *c, bc_command_kind kind
         return c->h.config;
     case BC_CMD_ROTATE_IDENTITY:
         return c->h.rotate_identity;
-    default: /* firmware: a later issue */
+    case BC_CMD_FIRMWARE:
+        return c->h.firmware;
+    default:
         return NULL;
     }
 }

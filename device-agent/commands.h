@@ -13,7 +13,10 @@
  *      (DATA_DIR/replay.cache);
  *   4. the replay cache is saved durably BEFORE the command acts, so a
  *      crash right after cannot let the same command act twice;
- *   5. the handler of its kind; firmware is answered "not supported yet".
+ *   5. the handler of its kind (a kind without a handler is answered "not
+ *      supported yet"). The firmware handler checks the manifest inside the
+ *      command against the firmware key itself (updater.h): the command key
+ *      alone cannot push firmware.
  *      A handler that can only answer later (rotate-identity install: the
  *      ack goes out over the new connection) calls bc_commands_defer_ack()
  *      and later bc_commands_ack().
@@ -23,8 +26,9 @@
  * "invalid", "expired", "replayed", "internal", "not supported yet", or
  * the handler's own sentence - the camera's rotate-identity ones start with
  * "certificate not accepted", "busy", "new certificate refused" or
- * "interrupted"). A command whose id cannot be read gets no ack. Every
- * refusal is logged with its reason. (An install whose ack a crash may
+ * "interrupted"; the firmware ones with "firmware refused"). A command
+ * whose id cannot be read gets no ack. Every refusal is logged with its
+ * reason. (An install whose ack a crash may
  * have lost is acked again at the next start: the backend drops repeats.)
  */
 #ifndef BC_AGENT_COMMANDS_H
@@ -55,6 +59,7 @@ typedef struct bc_commands_handlers {
     bc_commands_handler rotate_recording_key;
     bc_commands_handler config;
     bc_commands_handler rotate_identity;
+    bc_commands_handler firmware;
     /* Optional: a decoded command was refused before any handler ran
      * (wrong topic, verification, replay cache); reason as in its ack.
      * The camera reports a refused vault receipt this way. */

@@ -898,6 +898,39 @@ bc_status bc_link_publish(bc_link *l, const char *topic, const void *payload, si
     return st;
 }
 
+/* Subscriptions last as long as the session: the caller subscribes again
+ * after every on_online. */
+static bc_status subscription(bc_link *l, const char *topic, int qos, bool subscribe, bc_error *err)
+{
+    if (!bc_link_online(l))
+        return bc_fail(err, BC_ERR_UNAVAILABLE, "not connected to the broker");
+    if (topic == NULL || qos < 0 || qos > 2)
+        return bc_fail(err, BC_ERR_INVAL, "subscription: bad topic or qos %d", qos);
+    l->depth++;
+    int rc = subscribe ? mosquitto_subscribe_v5(l->mosq, NULL, topic, qos, 0, NULL)
+                       : mosquitto_unsubscribe_v5(l->mosq, NULL, topic, NULL);
+    l->depth--;
+    bc_status st = BC_OK;
+    if (rc != MOSQ_ERR_SUCCESS) {
+        st = bc_fail(err, BC_ERR_IO, "%s %s: %s", subscribe ? "subscribe" : "unsubscribe", topic,
+                     mosquitto_strerror(rc));
+        if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO)
+            mark_lost(l, subscribe ? "subscribe" : "unsubscribe", mosquitto_strerror(rc));
+    }
+    link_after(l);
+    return st;
+}
+
+bc_status bc_link_subscribe(bc_link *l, const char *topic, int qos, bc_error *err)
+{
+    return subscription(l, topic, qos, true, err);
+}
+
+bc_status bc_link_unsubscribe(bc_link *l, const char *topic, bc_error *err)
+{
+    return subscription(l, topic, 0, false, err);
+}
+
 void bc_link_stop(bc_link *l)
 {
     l->stop_requested = true;

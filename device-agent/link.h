@@ -169,6 +169,14 @@ void bc_link_kick(bc_link *link);
 bc_status bc_link_publish(bc_link *link, const char *topic, const void *payload, size_t len,
                           int qos, bool retain, int *mid, bc_error *err);
 
+/* Subscribes to a topic filter (QoS 0..2) or ends that subscription, for
+ * this session only: a new session starts with the command subscription
+ * alone, so the owner subscribes again in on_online (retained messages
+ * are delivered on each subscribe). BC_ERR_UNAVAILABLE while offline,
+ * BC_ERR_INVAL (qos, NULL topic), BC_ERR_IO when libmosquitto refuses it. */
+bc_status bc_link_subscribe(bc_link *link, const char *topic, int qos, bc_error *err);
+bc_status bc_link_unsubscribe(bc_link *link, const char *topic, bc_error *err);
+
 /* Ends the session cleanly: a DISCONNECT with reason "disconnect with will
  * message" (so the broker publishes our retained offline), and no
  * reconnect. The link reports closed (bc_link_closed) once the packet is

@@ -39,6 +39,7 @@
 #define MAX_SETS 128
 #define SHUTDOWN_GRACE_MS 5000
 #define SIMULATE_MAX 100000
+#define RESTART_CHECK_MS 100
 
 typedef struct options {
     const char *config;
@@ -54,12 +55,20 @@ typedef struct options {
     int file_count;
 } options;
 
+/* The cameras of this process. A camera that restarts (a firmware switch)
+ * is freed and opened again here, from its configuration: cams[i] is NULL
+ * when that failed. */
 typedef struct fleet {
     bc_reactor *r;
     bc_camera **cams;
     bc_shift **shifts;
     size_t count;
     bc_timer report_timer;
+    const bc_camera_config *cfgs; /* borrowed: one per camera */
+    bc_shift_spec spec;           /* when shifts != NULL */
+    int64_t *restart_deadline;    /* monotonic ms: stop waiting for a clean stop */
+    bc_timer restart_timer;
+    bool failed; /* every camera is gone */
 } fleet;
 
 static bc_reactor *volatile g_reactor;
@@ -289,6 +298,14 @@ static int check_camera(const bc_camera_config *c)
         }
         EVP_PKEY_free(k);
     }
+    if (c->firmware_pubkey[0] != '\0') {
+        EVP_PKEY *k = NULL;
+        if (bc_key_load_public(c->firmware_pubkey, EVP_PKEY_ED25519, &k, &err) != BC_OK) {
+            log_errorx("firmware_pubkey: %s", err.text);
+            return -1;
+        }
+        EVP_PKEY_free(k);
+    }
     return 0;
 }
 
@@ -344,6 +361,8 @@ static void on_report(bc_reactor *r, bc_timer *t, void *userdata)
     uint64_t presses = 0;
     for (size_t i = 0; i < f->count; i++) {
         bc_camera_status s;
+        if (f->cams[i] == NULL)
+            continue;
         bc_camera_status_get(f->cams[i], &s);
         online += s.online;
         recording += strcmp(s.state, "recording") == 0;
@@ -357,6 +376,50 @@ static void on_report(bc_reactor *r, bc_timer *t, void *userdata)
              f->count, online, recording, outbox, pending, presses, bc_reactor_fd_count(f->r));
 }
 
+/* A camera asked to restart (bc_camera_restart_requested): once its
+ * session is closed (or after the grace period) it is freed and opened
+ * again from its data directory, with its simulated officer. */
+static void restart_camera(fleet *f, size_t i)
+{
+    bc_error err;
+    if (f->shifts != NULL) {
+        bc_shift_free(f->shifts[i]);
+        f->shifts[i] = NULL;
+    }
+    bc_camera_free(f->cams[i]);
+    f->cams[i] = NULL;
+    f->restart_deadline[i] = 0;
+    if (bc_camera_open(f->r, &f->cfgs[i], 0, &f->cams[i], &err) != BC_OK) {
+        log_errorx("%s: cannot restart: %s", f->cfgs[i].device_id, err.text);
+        f->cams[i] = NULL;
+    } else if (f->shifts != NULL && bc_shift_new(f->r, f->cams[i], &f->spec, (uint64_t)i,
+                                                 &f->shifts[i], &err) != BC_OK) {
+        log_errorx("%s: script: %s", f->cfgs[i].device_id, err.text);
+    }
+    size_t alive = 0;
+    for (size_t k = 0; k < f->count; k++)
+        alive += f->cams[k] != NULL;
+    if (alive == 0) {
+        f->failed = true;
+        bc_reactor_stop(f->r);
+    }
+}
+
+static void on_restart_check(bc_reactor *r, bc_timer *t, void *userdata)
+{
+    fleet *f = userdata;
+    int64_t now = bc_clock_monotonic_ms();
+    for (size_t i = 0; i < f->count; i++) {
+        bc_camera *cam = f->cams[i];
+        if (cam == NULL || !bc_camera_restart_requested(cam))
+            continue;
+        if (f->restart_deadline[i] == 0)
+            f->restart_deadline[i] = now + SHUTDOWN_GRACE_MS;
+        if (bc_camera_stopped(cam) || now >= f->restart_deadline[i])
+            restart_camera(f, i);
+    }
+}
+
 static int open_fleet(fleet *f, const options *o, const bc_camera_config *cfgs, size_t n)
 {
     bc_error err;
@@ -366,9 +429,13 @@ static int open_fleet(fleet *f, const options *o, const bc_camera_config *cfgs, 
         return -1;
     }
     f->cams = calloc(n, sizeof(*f->cams));
+    f->restart_deadline = calloc(n, sizeof(*f->restart_deadline));
     f->shifts = o->script != NULL ? calloc(n, sizeof(*f->shifts)) : NULL;
-    if (f->cams == NULL || (o->script != NULL && f->shifts == NULL))
+    if (f->cams == NULL || f->restart_deadline == NULL || (o->script != NULL && f->shifts == NULL))
         return -1;
+    f->cfgs = cfgs;
+    if (o->script != NULL)
+        f->spec = spec;
     int64_t spread = o->spread_ms >= 0 ? o->spread_ms : (n > 1 ? (int64_t)n * 5 : 0);
     for (size_t i = 0; i < n; i++) {
         int64_t delay = n > 1 ? spread * (int64_t)i / (int64_t)n : 0;
@@ -387,6 +454,9 @@ static int open_fleet(fleet *f, const options *o, const bc_camera_config *cfgs, 
         bc_reactor_timer_start(f->r, &f->report_timer, o->report_s * 1000, o->report_s * 1000) !=
             BC_OK)
         return -1;
+    if (bc_reactor_timer_start(f->r, &f->restart_timer, RESTART_CHECK_MS, RESTART_CHECK_MS) !=
+        BC_OK)
+        return -1;
     return 0;
 }
 
@@ -396,16 +466,20 @@ static void shutdown_fleet(fleet *f)
 {
     bc_error err;
     bc_reactor_timer_stop(f->r, &f->report_timer);
+    bc_reactor_timer_stop(f->r, &f->restart_timer);
     for (size_t i = 0; i < f->count; i++) {
-        if (f->shifts != NULL)
+        if (f->shifts != NULL) {
             bc_shift_free(f->shifts[i]);
-        bc_camera_shutdown(f->cams[i]);
+            f->shifts[i] = NULL;
+        }
+        if (f->cams[i] != NULL)
+            bc_camera_shutdown(f->cams[i]);
     }
     int64_t deadline = bc_clock_monotonic_ms() + SHUTDOWN_GRACE_MS;
     while (bc_clock_monotonic_ms() < deadline) {
         size_t open = 0;
         for (size_t i = 0; i < f->count; i++)
-            open += !bc_camera_stopped(f->cams[i]);
+            open += f->cams[i] != NULL && !bc_camera_stopped(f->cams[i]);
         if (open == 0)
             break;
         if (bc_reactor_run_once(f->r, 100, &err) != BC_OK) {
@@ -421,6 +495,7 @@ static void free_fleet(fleet *f)
         bc_camera_free(f->cams[i]);
     free(f->cams);
     free(f->shifts);
+    free(f->restart_deadline);
     f->count = 0;
 }
 
@@ -431,6 +506,7 @@ static int run(const options *o, const bc_camera_config *cfgs, size_t n)
     memset(&f, 0, sizeof(f));
     /* Before anything can fail: shutdown_fleet() stops this timer. */
     bc_timer_init(&f.report_timer, on_report, &f);
+    bc_timer_init(&f.restart_timer, on_restart_check, &f);
     if (install_signals() != 0) {
         log_error("cannot install the signal handlers");
         return EXIT_RUNTIME;
@@ -445,6 +521,10 @@ static int run(const options *o, const bc_camera_config *cfgs, size_t n)
         log_info("running %zu camera(s)", f.count);
         if (bc_reactor_run(f.r, &err) != BC_OK) {
             log_errorx("event loop: %s", err.text);
+            rc = EXIT_RUNTIME;
+        }
+        if (f.failed) {
+            log_errorx("no camera is left running");
             rc = EXIT_RUNTIME;
         }
         log_info("stopping");
