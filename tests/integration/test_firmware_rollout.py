@@ -66,7 +66,12 @@ def start(stack, version, *args):
 
 
 def fw_of(stack, dev):
-    return status(stack, dev).get("fw")
+    """The version the camera runs; None while it restarts into another slot
+    (its control socket is away for a moment) or while its process is down."""
+    try:
+        return status(stack, dev).get("fw")
+    except OSError:
+        return None
 
 
 def wait_fw(stack, dev, version, timeout=60):
@@ -212,7 +217,8 @@ def check_killed_mid_update(stack):
     agent_kill(stack, dev, "KILL")
     agent_restart(stack, dev)
     # it starts on its old version...
-    wait_for(lambda: status(stack, dev).get("fw") in ("1.1.0", "1.3.0"), 20, f"{dev} up")
+    first = wait_for(lambda: fw_of(stack, dev), 20, f"{dev} up again")
+    check(first == "1.1.0", f"{dev} came back on {first}, not its old version")
     # ...and completes the update
     wait_camera(stack, rid, dev, ("updated",), timeout=120)
     wait_fw(stack, dev, "1.3.0")

@@ -168,6 +168,12 @@ static size_t config_table(ctl *c, bc_config_option *table, size_t cap)
          "needs it"},
         {"operator", BC_CFG_STRING, 0, CTL_NAME_MAX, "", STR(operator_name), NULL,
          "the default actor (--as overrides it; else $USER)"},
+        {"firmware_key_file", BC_CFG_STRING, 0, 0, "", STR(firmware_key_file), NULL,
+         "the firmware signing key (Ed25519 private key, PEM); firmware publish and abort "
+         "--rollback need it"},
+        {"firmware_pubkey_file", BC_CFG_STRING, 0, 0, "", STR(firmware_pubkey_file), NULL,
+         "the firmware public key the cameras pin (PEM): manifests are checked against it; "
+         "firmware publish --manifest needs it"},
     };
     size_t count = sizeof(options) / sizeof(options[0]);
     if (count > cap)

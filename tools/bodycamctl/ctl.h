@@ -16,6 +16,8 @@
  *   cmd_audit.c       audit verify | show
  *   cmd_keys.c        keys list | rotate-recording | rotate-identity | campaigns |
  *                     show | pause | resume | abort (services/key-rotation)
+ *   cmd_firmware.c    firmware publish | images | start | status | list | show |
+ *                     pause | resume | approve | abort (services/firmware-rollout)
  *
  * The command tree is data: an area (devices, holds, ...) is a table of
  * leaves, each with its synopsis, help, options, how many positional
@@ -88,6 +90,8 @@ typedef struct ctl_config {
     char recording_key_dir[CTL_PATH_MAX];
     char master_key_file[CTL_PATH_MAX];
     char operator_name[CTL_NAME_MAX + 1];
+    char firmware_key_file[CTL_PATH_MAX];    /* Ed25519 private key: signs manifests */
+    char firmware_pubkey_file[CTL_PATH_MAX]; /* its public half: checks them */
 } ctl_config;
 
 /* The run context: one per process. */
@@ -164,6 +168,7 @@ extern const ctl_area ctl_area_requests;
 extern const ctl_area ctl_area_export;
 extern const ctl_area ctl_area_audit;
 extern const ctl_area ctl_area_keys;
+extern const ctl_area ctl_area_firmware;
 
 /* ---- ctl.c ---- */
 

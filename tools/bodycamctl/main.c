@@ -21,7 +21,7 @@
 
 static const ctl_area *const areas[] = {
     &ctl_area_devices, &ctl_area_recordings, &ctl_area_holds, &ctl_area_requests,
-    &ctl_area_export,  &ctl_area_audit,      &ctl_area_keys,
+    &ctl_area_export,  &ctl_area_audit,      &ctl_area_keys,  &ctl_area_firmware,
 };
 #define AREA_COUNT (sizeof(areas) / sizeof(areas[0]))
 
@@ -38,8 +38,8 @@ static void print_top_help(FILE *out)
     fprintf(out, "usage: " CTL_PROGRAM " [--config FILE] [--json] [--as NAME] COMMAND ...\n"
                  "\n"
                  "The operators' tool for the bodycam fleet: the device registry, the vault's\n"
-                 "recordings, holds, access requests (inzage), exports and its audit log, and\n"
-                 "the rotation of recording keys and camera identities.\n"
+                 "recordings, holds, access requests (inzage), exports and its audit log, the\n"
+                 "rotation of recording keys and camera identities, and firmware rollouts.\n"
                  "\n"
                  "Commands:\n");
     for (size_t i = 0; i < AREA_COUNT; i++) {
