@@ -20,6 +20,7 @@
 
 #include "common/fd.h"
 #include "common/log.h"
+#include "proto/topic.h"
 
 static volatile sig_atomic_t stop_requested;
 static int stop_pipe[2] = {-1, -1};
@@ -195,4 +196,27 @@ int bc_daemon_main(const bc_daemon_spec *spec, int argc, char **argv)
 cleanup:
     free(pairs);
     return rc;
+}
+
+bc_status bc_daemon_check_instance(const char *instance, size_t max, bc_error *err)
+{
+    if (!bc_id_valid(instance) || strlen(instance) > max)
+        return bc_fail(err, BC_ERR_INVAL, "option 'instance': '%s' is not [A-Za-z0-9_-]{1,32}",
+                       instance != NULL ? instance : "");
+    return BC_OK;
+}
+
+bc_status bc_daemon_check_backoff(int64_t min_ms, int64_t max_ms, bc_error *err)
+{
+    if (max_ms < min_ms)
+        return bc_fail(err, BC_ERR_INVAL, "option 'backoff_max_ms' is below 'backoff_min_ms'");
+    return BC_OK;
+}
+
+bc_status bc_daemon_check_access(const char *option, const char *path, int mode, bc_error *err)
+{
+    if (access(path, mode) != 0)
+        return bc_fail(err, BC_ERR_INVAL, "option '%s': '%s' is not %s", option, path,
+                       mode == R_OK ? "readable" : "accessible");
+    return BC_OK;
 }

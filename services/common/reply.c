@@ -41,6 +41,17 @@ bool bc_reply_text(const redisReply *e, char *dst, size_t cap)
     return true;
 }
 
+bool bc_reply_name(const redisReply *e, const char *const *names, int count, int *out)
+{
+    for (int i = 0; i < count; i++) {
+        if (bc_reply_is(e, names[i])) {
+            *out = i;
+            return true;
+        }
+    }
+    return false;
+}
+
 bool bc_reply_i64(const redisReply *e, int64_t *v)
 {
     if (e != NULL && e->type == REDIS_REPLY_INTEGER) {

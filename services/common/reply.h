@@ -22,6 +22,8 @@ bool bc_reply_is(const redisReply *e, const char *s);
 bool bc_reply_str(const redisReply *e, char *dst, size_t cap);
 /* Like bc_reply_str, but cuts what does not fit (free text). */
 bool bc_reply_text(const redisReply *e, char *dst, size_t cap);
+/* A string element that is one of names[0 .. count): *out is its index. */
+bool bc_reply_name(const redisReply *e, const char *const *names, int count, int *out);
 /* An integer reply or a decimal string. */
 bool bc_reply_i64(const redisReply *e, int64_t *v);
 /* bc_reply_i64, or a sorted-set score (Redis prints it as a double). */

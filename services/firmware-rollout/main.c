@@ -2,39 +2,23 @@
  * main.c - bodycam-firmware-rollout: the option table and the daemon
  * skeleton.
  */
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "common/daemon.h"
 #include "firmware-rollout/fwrollout.h"
-#include "proto/topic.h"
 
 static fw_service svc;
 
-#define STR(field) svc.cfg.field, sizeof(svc.cfg.field)
-#define INT(field) &svc.cfg.field, 0
+#define STR(field) BC_DAEMON_STR(svc.cfg, field)
+#define INT(field) BC_DAEMON_INT(svc.cfg, field)
 
 static const bc_config_option options[] = {
     {"instance", BC_CFG_STRING, 0, FW_INSTANCE_MAX, "1", STR(instance), NULL,
      "this instance's name, fixed across restarts: stream consumer firmware-rollout-<instance> "
      "and status key; [A-Za-z0-9_-]"},
-    {"redis_host", BC_CFG_STRING, 0, 0, "127.0.0.1", STR(redis_host), NULL, "Redis address"},
-    {"redis_port", BC_CFG_INT, 1, 65535, "6379", INT(redis_port), NULL, "Redis port"},
-    {"redis_timeout_ms", BC_CFG_INT, 10, 600000, "2000", INT(redis_timeout_ms), "ms",
-     "Redis connect and command timeout"},
-    {"backoff_min_ms", BC_CFG_INT, 1, 600000, "100", INT(backoff_min_ms), "ms",
-     "first Redis reconnection delay cap (full jitter)"},
-    {"backoff_max_ms", BC_CFG_INT, 1, 3600000, "10000", INT(backoff_max_ms), "ms",
-     "largest Redis reconnection delay cap"},
-    {"batch", BC_CFG_INT, 1, 10000, "100", INT(batch), NULL,
-     "stream entries read at once, per stream"},
-    {"block_ms", BC_CFG_INT, 10, 60000, "1000", INT(block_ms), "ms",
-     "how long one read waits for new entries"},
-    {"claim_idle_ms", BC_CFG_INT, 0, 86400000, "30000", INT(claim_idle_ms), "ms",
-     "take over entries another instance left unacknowledged this long (0 = never)"},
-    {"claim_interval_ms", BC_CFG_INT, 1, 3600000, "5000", INT(claim_interval_ms), "ms",
-     "how often to look for such entries"},
+    BC_DAEMON_OPTIONS_REDIS(svc.cfg, "2000"),
+    BC_DAEMON_OPTIONS_BACKOFF(svc.cfg),
+    BC_DAEMON_OPTIONS_CONSUMER(svc.cfg),
     {"retry_delay_ms", BC_CFG_INT, 0, 60000, "100", INT(retry_delay_ms), "ms",
      "pause before an entry is tried again after Redis failed"},
     {"command_key_file", BC_CFG_STRING, 0, 0, NULL, STR(command_key_file), NULL,
@@ -50,23 +34,18 @@ static const bc_config_option options[] = {
      "is looked at again after this"},
     {"chunk_refresh_s", BC_CFG_INT, 1, 86400, "600", INT(chunk_refresh_s), "s",
      "the retained chunks are published again this often while a rollout is active"},
-    {"stats_interval_s", BC_CFG_INT, 1, 86400, "60", INT(stats_interval_s), "s",
-     "a statistics log line every this long"},
-    {"log_level", BC_CFG_STRING, 0, 0, "info", STR(log_level), NULL, "debug, info, warn or error"},
+    BC_DAEMON_OPTION_STATS(svc.cfg),
+    BC_DAEMON_OPTION_LOG_LEVEL(svc.cfg),
 };
 
 static bc_status check(void *ctx, bc_error *err)
 {
     const fw_config *c = &((fw_service *)ctx)->cfg;
-    if (!bc_id_valid(c->instance) || strlen(c->instance) > FW_INSTANCE_MAX)
-        return bc_fail(err, BC_ERR_INVAL, "option 'instance': '%s' is not [A-Za-z0-9_-]{1,32}",
-                       c->instance);
-    if (c->backoff_max_ms < c->backoff_min_ms)
-        return bc_fail(err, BC_ERR_INVAL, "option 'backoff_max_ms' is below 'backoff_min_ms'");
-    if (access(c->command_key_file, R_OK) != 0)
-        return bc_fail(err, BC_ERR_INVAL, "option 'command_key_file': '%s' is not readable",
-                       c->command_key_file);
-    return BC_OK;
+    bc_status st;
+    if ((st = bc_daemon_check_instance(c->instance, FW_INSTANCE_MAX, err)) != BC_OK ||
+        (st = bc_daemon_check_backoff(c->backoff_min_ms, c->backoff_max_ms, err)) != BC_OK)
+        return st;
+    return bc_daemon_check_access("command_key_file", c->command_key_file, R_OK, err);
 }
 
 static int run(void *ctx)

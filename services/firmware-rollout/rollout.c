@@ -36,14 +36,13 @@
  */
 #include "firmware-rollout/rollout.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/rate.h"
 #include "common/reply.h"
-#include "common/script.h"
+#include "common/script_set.h"
 
 /* ---- names ---- */
 
@@ -61,17 +60,6 @@ static const char *const happen_names[] = {"wave_started", "wave_done", "awaitin
 static const char *name_of(const char *const *names, int count, int v)
 {
     return v >= 0 && v < count ? names[v] : "?";
-}
-
-static bool name_index(const char *name, const char *const *names, int count, int *out)
-{
-    for (int i = 0; name != NULL && i < count; i++) {
-        if (strcmp(name, names[i]) == 0) {
-            *out = i;
-            return true;
-        }
-    }
-    return false;
 }
 
 const char *bc_rollout_state_name(bc_rollout_state s)
@@ -759,13 +747,7 @@ typedef enum script_id {
     S_COUNT
 } script_id;
 
-typedef struct script {
-    const char *name;
-    const char *body;
-    bc_script run; /* header + prelude + body, built once */
-} script;
-
-static script scripts[S_COUNT] = {
+static const bc_script_src sources[S_COUNT] = {
     [S_CREATE] = {"create", create_src},
     [S_GET] = {"get", get_src},
     [S_LIST] = {"list", list_src},
@@ -782,66 +764,23 @@ static script scripts[S_COUNT] = {
     [S_CHUNKS] = {"chunks", chunks_src},
 };
 
-#define SCRIPT_MAX 24576
-static char *source_store[S_COUNT];
-static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
-static bc_status scripts_status = BC_ERR_STATE;
-static char scripts_error[128];
-
 /* "local RF = {...}\nlocal ST = {...}\n" and the constants, then the
- * prelude and the body. */
-static bool script_build(script *s, char *buf, size_t cap)
+ * prelude. */
+static void script_prelude(bc_script_text *t)
 {
-    size_t pos = 0;
-    int n = snprintf(buf, cap, "local RF = {");
-    for (int i = 0; n >= 0 && (size_t)n < cap - pos && i < RF_COUNT; i++) {
-        pos += (size_t)n;
-        const char *f = i < RF_COUNTERS ? rec_fields[i] : status_names[i - RF_COUNTERS];
-        n = snprintf(buf + pos, cap - pos, "%s'%s'", i > 0 ? ", " : "", f);
-    }
-    for (int i = 0; n >= 0 && (size_t)n < cap - pos && i <= BC_FW_STATUS_COUNT; i++) {
-        pos += (size_t)n;
-        if (i == 0)
-            n = snprintf(buf + pos, cap - pos, "}\nlocal ST = {");
-        else
-            n = snprintf(buf + pos, cap - pos, "%s'%s'", i > 1 ? ", " : "", status_names[i - 1]);
-    }
-    if (n < 0 || (size_t)n >= cap - pos)
-        return false;
-    pos += (size_t)n;
-    n = snprintf(buf + pos, cap - pos, "}\nlocal SLACK = %d\nlocal PACE = '%s'\n%s%s",
-                 BC_ROLLOUT_RATE_SLACK_MS, BC_ROLLOUT_PACE_KEY, prelude, s->body);
-    if (n < 0 || (size_t)n >= cap - pos)
-        return false;
-    return bc_script_init(&s->run, s->name, buf, pos + (size_t)n, NULL) == BC_OK;
-}
-
-static void scripts_build(void)
-{
-    for (int i = 0; i < S_COUNT; i++) {
-        source_store[i] = malloc(SCRIPT_MAX);
-        if (source_store[i] == NULL || !script_build(&scripts[i], source_store[i], SCRIPT_MAX)) {
-            snprintf(scripts_error, sizeof(scripts_error),
-                     "rollout script %s could not be built (memory, too big, or SHA-1 failed)",
-                     scripts[i].name);
-            return;
-        }
-    }
-    scripts_status = BC_OK;
-}
-
-static bc_status scripts_ready(bc_error *err)
-{
-    if (pthread_once(&scripts_once, scripts_build) != 0)
-        return bc_fail(err, BC_ERR_STATE, "rollout scripts could not be initialised");
-    if (scripts_status != BC_OK)
-        return bc_fail(err, scripts_status, "%s", scripts_error);
-    return BC_OK;
+    const char *rf[RF_COUNT];
+    for (int i = 0; i < RF_COUNT; i++)
+        rf[i] = i < RF_COUNTERS ? rec_fields[i] : status_names[i - RF_COUNTERS];
+    bc_script_text_list(t, "RF", rf, RF_COUNT);
+    bc_script_text_list(t, "ST", status_names, BC_FW_STATUS_COUNT);
+    bc_script_text_add(t, "local SLACK = %d\nlocal PACE = '%s'\n%s", BC_ROLLOUT_RATE_SLACK_MS,
+                       BC_ROLLOUT_PACE_KEY, prelude);
 }
 
 /* ---- reading replies ---- */
 
-typedef enum verdict { V_OK, V_NOT_FOUND, V_STATE, V_TAKEN } verdict;
+/* Verdicts: bc_script_set_call's index into verdict_words, V_OK being 0. */
+enum { V_OK, V_NOT_FOUND, V_STATE, V_TAKEN };
 
 static const bc_reply_word verdict_words[] = {
     {"not_found", 3},
@@ -849,47 +788,8 @@ static const bc_reply_word verdict_words[] = {
     {"taken", 2},
 };
 
-static bool el_name(const redisReply *e, const char *const *names, int count, int *out)
-{
-    char buf[32];
-    return bc_reply_str(e, buf, sizeof(buf)) && name_index(buf, names, count, out);
-}
-
-static bc_status parse_fail(script_id id, bc_error *err)
-{
-    return bc_fail(err, BC_ERR_PARSE, "rollout script %s answered a record that does not fit",
-                   scripts[id].name);
-}
-
-/* Runs a script and reads its verdict; on BC_OK the caller frees *out.
- * The arguments are freed here. */
-static bc_status script_call(bc_redis *r, script_id id, bc_script_args *a, size_t min_ok,
-                             redisReply **out, verdict *v, bc_error *err)
-{
-    *out = NULL;
-    bc_status st = scripts_ready(err);
-    if (st == BC_OK)
-        st = bc_script_args_check(&scripts[id].run, a, err);
-    if (st != BC_OK) {
-        bc_script_args_free(a);
-        return st;
-    }
-    bc_error local;
-    bc_error_clear(&local);
-    st = bc_script_args_run(r, &scripts[id].run, a, out, &local);
-    bc_script_args_free(a);
-    if (st != BC_OK)
-        return bc_fail(err, st, "rollout script %s: %s", scripts[id].name, local.text);
-    int word = bc_reply_verdict(*out, min_ok, verdict_words, COUNT(verdict_words));
-    if (word >= 0) {
-        *v = (verdict)word;
-        return BC_OK;
-    }
-    freeReplyObject(*out);
-    *out = NULL;
-    return bc_fail(err, BC_ERR_PARSE, "rollout script %s answered an unexpected reply",
-                   scripts[id].name);
-}
+static bc_script_set scripts = BC_SCRIPT_SET_INIT("rollout", sources, S_COUNT, script_prelude,
+                                                  verdict_words, COUNT(verdict_words));
 
 static bc_status not_found(const redisReply *rep, bc_error *err)
 {
@@ -906,6 +806,55 @@ static bc_status check_id(const char *id, bc_error *err)
     return BC_OK;
 }
 
+/* Runs script sid for a reader that takes only 'ok' (at least min_ok
+ * elements): 'not_found' is not_found(), any other verdict a record that
+ * does not fit. On BC_OK the caller frees *rep; otherwise it is NULL. a is
+ * freed here. */
+static bc_status call_ok(bc_redis *r, script_id sid, bc_script_args *a, size_t min_ok,
+                         redisReply **rep, bc_error *err)
+{
+    int v = V_OK;
+    bc_status st = bc_script_set_call(&scripts, r, sid, a, min_ok, rep, &v, err);
+    if (st != BC_OK)
+        return st;
+    if (v == V_NOT_FOUND)
+        st = not_found(*rep, err);
+    else if (v != V_OK)
+        st = bc_script_set_parse_fail(&scripts, sid, err);
+    if (st != BC_OK) {
+        freeReplyObject(*rep);
+        *rep = NULL;
+    }
+    return st;
+}
+
+/* call_ok of a script whose arguments are a rollout id (checked here) and,
+ * when more is not NULL, one more. */
+static bc_status call_on(bc_redis *r, script_id sid, const char *id, const char *more,
+                         size_t min_ok, redisReply **rep, bc_error *err)
+{
+    *rep = NULL;
+    bc_status st = check_id(id, err);
+    bc_script_args a;
+    if (st != BC_OK || (st = bc_script_args_init(&a, more != NULL ? 2 : 1, err)) != BC_OK)
+        return st;
+    bc_script_args_str(&a, id);
+    if (more != NULL)
+        bc_script_args_str(&a, more);
+    return call_ok(r, sid, &a, min_ok, rep, err);
+}
+
+/* call_ok of a script with no arguments. */
+static bc_status call_bare(bc_redis *r, script_id sid, redisReply **rep, bc_error *err)
+{
+    *rep = NULL;
+    bc_script_args a;
+    bc_status st = bc_script_args_init(&a, 0, err);
+    if (st != BC_OK)
+        return st;
+    return call_ok(r, sid, &a, 1, rep, err);
+}
+
 /* A record at e[0 .. n): RF_COUNT fields, then WAVE_STRIDE per wave. */
 static bool parse_rollout(redisReply *const *e, size_t n, bc_rollout *o)
 {
@@ -914,7 +863,7 @@ static bool parse_rollout(redisReply *const *e, size_t n, bc_rollout *o)
     memset(o, 0, sizeof(*o));
     if (n < RF_COUNT || !bc_reply_str(e[RF_ID], o->id, sizeof(o->id)) ||
         !bc_reply_str(e[RF_VERSION], o->version, sizeof(o->version)) ||
-        !el_name(e[RF_STATE], state_names, COUNT(state_names), &state) ||
+        !bc_reply_name(e[RF_STATE], state_names, COUNT(state_names), &state) ||
         !bc_reply_i64(e[RF_CREATED_AT], &o->created_at) ||
         !bc_reply_text(e[RF_CREATED_BY], o->created_by, sizeof(o->created_by)) ||
         !bc_reply_i64(e[RF_WAVE_COUNT], &o->wave_count) ||
@@ -969,7 +918,7 @@ static bool parse_happenings(const redisReply *rep, size_t at, bc_rollout_happen
         int kind = 0;
         bc_rollout_happening x;
         memset(&x, 0, sizeof(x));
-        if (!el_name(e[0], happen_names, COUNT(happen_names), &kind) ||
+        if (!bc_reply_name(e[0], happen_names, COUNT(happen_names), &kind) ||
             !bc_reply_str(e[1], x.device, sizeof(x.device)) || !bc_reply_i64(e[2], &x.wave) ||
             !bc_reply_text(e[3], x.detail, sizeof(x.detail)))
             return false;
@@ -1094,18 +1043,18 @@ bc_status bc_rollout_create(bc_redis *r, const bc_rollout_spec *spec, int64_t no
             bc_script_args_int(&a, spec->wave_of[i]);
     }
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_CREATE, &a, 2, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_CREATE, &a, 2, &rep, &v, err)) != BC_OK)
         return st;
     char id[BC_ROLLOUT_ID_MAX + 1];
     if (v == V_OK && !bc_reply_str(rep->element[1], id, sizeof(id)))
-        st = parse_fail(S_CREATE, err);
+        st = bc_script_set_parse_fail(&scripts, S_CREATE, err);
     else if (v == V_NOT_FOUND)
         st = not_found(rep, err);
     else if (v == V_STATE)
         st = create_refused(rep, err);
     else if (v != V_OK)
-        st = parse_fail(S_CREATE, err);
+        st = bc_script_set_parse_fail(&scripts, S_CREATE, err);
     freeReplyObject(rep);
     if (st == BC_OK && out != NULL)
         st = bc_rollout_get(r, id, out, err);
@@ -1114,21 +1063,12 @@ bc_status bc_rollout_create(bc_redis *r, const bc_rollout_spec *spec, int64_t no
 
 bc_status bc_rollout_get(bc_redis *r, const char *id, bc_rollout *out, bc_error *err)
 {
-    bc_status st = check_id(id, err);
-    bc_script_args a;
-    if (st != BC_OK || (st = bc_script_args_init(&a, 1, err)) != BC_OK)
-        return st;
-    bc_script_args_str(&a, id);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_GET, &a, 1 + RF_COUNT, &rep, &v, err)) != BC_OK)
+    bc_status st = call_on(r, S_GET, id, NULL, 1 + RF_COUNT, &rep, err);
+    if (st != BC_OK)
         return st;
-    if (v == V_OK && !parse_rollout(rep->element + 1, rep->elements - 1, out))
-        st = parse_fail(S_GET, err);
-    else if (v == V_NOT_FOUND)
-        st = not_found(rep, err);
-    else if (v != V_OK)
-        st = parse_fail(S_GET, err);
+    if (!parse_rollout(rep->element + 1, rep->elements - 1, out))
+        st = bc_script_set_parse_fail(&scripts, S_GET, err);
     freeReplyObject(rep);
     return st;
 }
@@ -1142,18 +1082,15 @@ bc_status bc_rollout_list(bc_redis *r, bool active_only, bc_rollout_fn fn, void 
         return st;
     bc_script_args_str(&a, active_only ? "1" : "0");
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_LIST, &a, 1, &rep, &v, err)) != BC_OK)
+    if ((st = call_ok(r, S_LIST, &a, 1, &rep, err)) != BC_OK)
         return st;
     bc_rollout *ro = malloc(sizeof(*ro));
     if (ro == NULL)
         st = bc_fail(err, BC_ERR_NOMEM, "out of memory for a rollout");
-    else if (v != V_OK)
-        st = parse_fail(S_LIST, err);
     for (size_t i = 1; st == BC_OK && i < rep->elements;) {
         size_t n = 0;
         if (!bc_reply_count(rep, i, 1, &n) || !parse_rollout(rep->element + i + 1, n, ro)) {
-            st = parse_fail(S_LIST, err);
+            st = bc_script_set_parse_fail(&scripts, S_LIST, err);
             break;
         }
         i += 1 + n;
@@ -1168,30 +1105,23 @@ bc_status bc_rollout_list(bc_redis *r, bool active_only, bc_rollout_fn fn, void 
 bc_status bc_rollout_cameras(bc_redis *r, const char *id, bc_rollout_camera_fn fn, void *userdata,
                              bc_error *err)
 {
-    bc_status st = check_id(id, err);
-    bc_script_args a;
-    if (st != BC_OK || (st = bc_script_args_init(&a, 1, err)) != BC_OK)
-        return st;
-    bc_script_args_str(&a, id);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_CAMERAS, &a, 1, &rep, &v, err)) != BC_OK)
+    bc_status st = call_on(r, S_CAMERAS, id, NULL, 1, &rep, err);
+    if (st != BC_OK)
         return st;
-    if (v == V_NOT_FOUND)
-        st = not_found(rep, err);
-    else if (v != V_OK || (rep->elements - 1) % CAM_STRIDE != 0)
-        st = parse_fail(S_CAMERAS, err);
+    if ((rep->elements - 1) % CAM_STRIDE != 0)
+        st = bc_script_set_parse_fail(&scripts, S_CAMERAS, err);
     for (size_t i = 1; st == BC_OK && i < rep->elements; i += CAM_STRIDE) {
         redisReply *const *e = rep->element + i;
         bc_rollout_camera c;
         int status = 0;
         memset(&c, 0, sizeof(c));
         if (!bc_reply_str(e[0], c.device, sizeof(c.device)) || !bc_reply_i64(e[1], &c.wave) ||
-            !el_name(e[2], status_names, COUNT(status_names), &status) ||
+            !bc_reply_name(e[2], status_names, COUNT(status_names), &status) ||
             !bc_reply_str(e[3], c.cmd_id, sizeof(c.cmd_id)) || !bc_reply_i64(e[4], &c.since) ||
             !bc_reply_str(e[5], c.from_version, sizeof(c.from_version)) ||
             !bc_reply_text(e[6], c.detail, sizeof(c.detail))) {
-            st = parse_fail(S_CAMERAS, err);
+            st = bc_script_set_parse_fail(&scripts, S_CAMERAS, err);
             break;
         }
         c.status = (bc_fw_status)status;
@@ -1216,8 +1146,8 @@ static bc_status act(bc_redis *r, const char *id, const char *what, const char *
     bc_script_args_int(&a, now_ms);
     bc_script_args_str(&a, rollback != NULL ? rollback : "");
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_ACT, &a, 2 + RF_COUNT, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_ACT, &a, 2 + RF_COUNT, &rep, &v, err)) != BC_OK)
         return st;
     char code[16], x[80], y[80];
     bc_rollout scratch;
@@ -1225,7 +1155,7 @@ static bc_status act(bc_redis *r, const char *id, const char *what, const char *
     if (v == V_OK) {
         if (!bc_reply_i64(rep->element[1], &c) ||
             !parse_rollout(rep->element + 2, rep->elements - 2, out != NULL ? out : &scratch))
-            st = parse_fail(S_ACT, err);
+            st = bc_script_set_parse_fail(&scripts, S_ACT, err);
         else if (changed != NULL)
             *changed = c != 0;
     } else if (v == V_NOT_FOUND) {
@@ -1240,7 +1170,7 @@ static bc_status act(bc_redis *r, const char *id, const char *what, const char *
         else
             st = bc_fail(err, BC_ERR_STATE, "rollout %s is %s: cannot %s it", id, x, what);
     } else {
-        st = parse_fail(S_ACT, err);
+        st = bc_script_set_parse_fail(&scripts, S_ACT, err);
     }
     freeReplyObject(rep);
     return st;
@@ -1275,19 +1205,12 @@ bc_status bc_rollout_abort(bc_redis *r, const char *id, const char *rollback_jso
 bc_status bc_rollout_rollback_manifests(bc_redis *r, const char *id, char **json, bc_error *err)
 {
     *json = NULL;
-    bc_status st = check_id(id, err);
-    bc_script_args a;
-    if (st != BC_OK || (st = bc_script_args_init(&a, 1, err)) != BC_OK)
-        return st;
-    bc_script_args_str(&a, id);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_MANIFESTS, &a, 2, &rep, &v, err)) != BC_OK)
+    bc_status st = call_on(r, S_MANIFESTS, id, NULL, 2, &rep, err);
+    if (st != BC_OK)
         return st;
-    if (v == V_NOT_FOUND)
-        st = not_found(rep, err);
-    else if (v != V_OK || rep->element[1]->type != REDIS_REPLY_STRING)
-        st = parse_fail(S_MANIFESTS, err);
+    if (rep->element[1]->type != REDIS_REPLY_STRING)
+        st = bc_script_set_parse_fail(&scripts, S_MANIFESTS, err);
     else if ((*json = strdup(rep->element[1]->str)) == NULL)
         st = bc_fail(err, BC_ERR_NOMEM, "out of memory for rollback manifests");
     freeReplyObject(rep);
@@ -1315,8 +1238,8 @@ bc_status bc_rollout_next(bc_redis *r, const char *id, int64_t now_ms, size_t ma
     bc_script_args_int(&a, recheck_ms);
     bc_script_args_int(&a, BC_ROLLOUT_LEASE_MS);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_NEXT, &a, 5, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_NEXT, &a, 5, &rep, &v, err)) != BC_OK)
         return st;
     memset(out, 0, sizeof(*out));
     snprintf(out->happened.rollout, sizeof(out->happened.rollout), "%s", id);
@@ -1324,7 +1247,7 @@ bc_status bc_rollout_next(bc_redis *r, const char *id, int64_t now_ms, size_t ma
     size_t n = 0;
     char why[32];
     if (v == V_OK) {
-        bool ok = el_name(rep->element[1], state_names, COUNT(state_names), &state) &&
+        bool ok = bc_reply_name(rep->element[1], state_names, COUNT(state_names), &state) &&
                   bc_reply_str(rep->element[2], out->version, sizeof(out->version)) &&
                   bc_reply_count(rep, 3, 2, &n) && n <= max;
         for (size_t i = 0; ok && i < n; i++) {
@@ -1337,14 +1260,14 @@ bc_status bc_rollout_next(bc_redis *r, const char *id, int64_t now_ms, size_t ma
         out->state = (bc_rollout_state)state;
         out->count = ok ? n : 0;
         if (!ok)
-            st = parse_fail(S_NEXT, err);
+            st = bc_script_set_parse_fail(&scripts, S_NEXT, err);
     } else if (v == V_NOT_FOUND) {
         st = not_found(rep, err);
     } else if (v == V_STATE) {
         st = bc_fail(err, BC_ERR_STATE, "rollout %s is %s", id,
                      bc_reply_at(rep, 2, why, sizeof(why)));
     } else {
-        st = parse_fail(S_NEXT, err);
+        st = bc_script_set_parse_fail(&scripts, S_NEXT, err);
     }
     freeReplyObject(rep);
     return st;
@@ -1379,15 +1302,15 @@ bc_status bc_rollout_mark_offered(bc_redis *r, const bc_rollout_offer *o, bool *
     bc_script_args_str(&a, o->topic);
     bc_script_args_str(&a, o->payload);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_MARK, &a, 1, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_MARK, &a, 1, &rep, &v, err)) != BC_OK)
         return st;
     if (v == V_OK)
         *marked = true;
     else if (v == V_NOT_FOUND)
         st = not_found(rep, err);
     else if (v != V_TAKEN)
-        st = parse_fail(S_MARK, err);
+        st = bc_script_set_parse_fail(&scripts, S_MARK, err);
     freeReplyObject(rep);
     return st;
 }
@@ -1399,14 +1322,14 @@ static bc_status read_answer(const redisReply *rep, script_id id, bc_rollout_ans
     int64_t applied = 0;
     int status = 0;
     bool ok = rep->elements >= 7 && bc_reply_i64(rep->element[1], &applied) &&
-              el_name(rep->element[2], status_names, COUNT(status_names), &status) &&
+              bc_reply_name(rep->element[2], status_names, COUNT(status_names), &status) &&
               bc_reply_i64(rep->element[3], &out->wave) &&
               bc_reply_str(rep->element[4], out->happened.rollout, sizeof(out->happened.rollout)) &&
               bc_reply_text(rep->element[5], out->detail, sizeof(out->detail)) &&
               parse_happenings(rep, 6, &out->happened);
     out->applied = applied != 0;
     out->status = (bc_fw_status)status;
-    return ok ? BC_OK : parse_fail(id, err);
+    return ok ? BC_OK : bc_script_set_parse_fail(&scripts, id, err);
 }
 
 bc_status bc_rollout_event(bc_redis *r, const char *device, const char *type, const char *version,
@@ -1428,10 +1351,11 @@ bc_status bc_rollout_event(bc_redis *r, const char *device, const char *type, co
     bc_script_args_str(&a, cut);
     bc_script_args_int(&a, now_ms);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_EVENT, &a, 7, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_EVENT, &a, 7, &rep, &v, err)) != BC_OK)
         return st;
-    st = v == V_OK ? read_answer(rep, S_EVENT, out, err) : parse_fail(S_EVENT, err);
+    st = v == V_OK ? read_answer(rep, S_EVENT, out, err)
+                   : bc_script_set_parse_fail(&scripts, S_EVENT, err);
     freeReplyObject(rep);
     return st;
 }
@@ -1454,8 +1378,8 @@ bc_status bc_rollout_ack(bc_redis *r, const char *cmd_id, const char *device, bo
     bc_script_args_str(&a, cut);
     bc_script_args_int(&a, now_ms);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_ACK, &a, 7, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_ACK, &a, 7, &rep, &v, err)) != BC_OK)
         return st;
     char owner[80];
     if (v == V_OK)
@@ -1466,7 +1390,7 @@ bc_status bc_rollout_ack(bc_redis *r, const char *cmd_id, const char *device, bo
         st = bc_fail(err, BC_ERR_DENIED, "command %s was for %s, not %s", cmd_id,
                      bc_reply_at(rep, 2, owner, sizeof(owner)), device);
     else
-        st = parse_fail(S_ACK, err);
+        st = bc_script_set_parse_fail(&scripts, S_ACK, err);
     freeReplyObject(rep);
     return st;
 }
@@ -1484,33 +1408,24 @@ bc_status bc_rollout_tick(bc_redis *r, const char *id, int64_t now_ms, bc_rollou
     bc_script_args_int(&a, now_ms);
     bc_script_args_int(&a, BC_ROLLOUT_HAPPEN_MAX);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_TICK, &a, 2, &rep, &v, err)) != BC_OK)
+    if ((st = call_ok(r, S_TICK, &a, 2, &rep, err)) != BC_OK)
         return st;
-    if (v == V_NOT_FOUND)
-        st = not_found(rep, err);
-    else if (v != V_OK || !parse_happenings(rep, 1, out))
-        st = parse_fail(S_TICK, err);
+    if (!parse_happenings(rep, 1, out))
+        st = bc_script_set_parse_fail(&scripts, S_TICK, err);
     freeReplyObject(rep);
     return st;
 }
 
 bc_status bc_rollout_active_ids(bc_redis *r, bc_rollout_id_fn fn, void *userdata, bc_error *err)
 {
-    bc_script_args a;
-    bc_status st = bc_script_args_init(&a, 0, err);
+    redisReply *rep = NULL;
+    bc_status st = call_bare(r, S_ACTIVE, &rep, err);
     if (st != BC_OK)
         return st;
-    redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_ACTIVE, &a, 1, &rep, &v, err)) != BC_OK)
-        return st;
-    if (v != V_OK)
-        st = parse_fail(S_ACTIVE, err);
     for (size_t i = 1; st == BC_OK && i < rep->elements; i++) {
         char id[BC_ROLLOUT_ID_MAX + 1];
         if (!bc_reply_str(rep->element[i], id, sizeof(id)))
-            st = parse_fail(S_ACTIVE, err);
+            st = bc_script_set_parse_fail(&scripts, S_ACTIVE, err);
         else if (!fn(id, userdata))
             break;
     }
@@ -1521,16 +1436,10 @@ bc_status bc_rollout_active_ids(bc_redis *r, bc_rollout_id_fn fn, void *userdata
 bc_status bc_rollout_retained_list(bc_redis *r, bc_rollout_retained_fn fn, void *userdata,
                                    bc_error *err)
 {
-    bc_script_args a;
-    bc_status st = bc_script_args_init(&a, 0, err);
+    redisReply *rep = NULL;
+    bc_status st = call_bare(r, S_RETAINED, &rep, err);
     if (st != BC_OK)
         return st;
-    redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_RETAINED, &a, 1, &rep, &v, err)) != BC_OK)
-        return st;
-    if (v != V_OK)
-        st = parse_fail(S_RETAINED, err);
     for (size_t i = 1; st == BC_OK && i < rep->elements;) {
         bc_rollout_retained x;
         int64_t active = 0;
@@ -1540,7 +1449,7 @@ bc_status bc_rollout_retained_list(bc_redis *r, bc_rollout_retained_fn fn, void 
             !bc_reply_i64(rep->element[i + 1], &active) ||
             !bc_reply_i64(rep->element[i + 2], &x.chunks_published_at) ||
             !bc_reply_count(rep, i + 3, 1, &n)) {
-            st = parse_fail(S_RETAINED, err);
+            st = bc_script_set_parse_fail(&scripts, S_RETAINED, err);
             break;
         }
         for (size_t k = 0; k < n; k++) {
@@ -1560,22 +1469,13 @@ bc_status bc_rollout_retained_list(bc_redis *r, bc_rollout_retained_fn fn, void 
 
 static bc_status chunks_mark(bc_redis *r, const char *id, int64_t now_ms, bc_error *err)
 {
-    bc_status st = check_id(id, err);
-    bc_script_args a;
-    if (st != BC_OK || (st = bc_script_args_init(&a, 2, err)) != BC_OK)
-        return st;
-    bc_script_args_str(&a, id);
+    char when[BC_SCRIPT_ARG_NUM] = "";
     if (now_ms > 0)
-        bc_script_args_int(&a, now_ms);
-    else
-        bc_script_args_str(&a, "");
+        snprintf(when, sizeof(when), "%lld", (long long)now_ms);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_CHUNKS, &a, 1, &rep, &v, err)) != BC_OK)
-        return st;
-    if (v != V_OK)
-        st = parse_fail(S_CHUNKS, err);
-    freeReplyObject(rep);
+    bc_status st = call_on(r, S_CHUNKS, id, when, 1, &rep, err);
+    if (st == BC_OK)
+        freeReplyObject(rep);
     return st;
 }
 

@@ -1,38 +1,22 @@
 /*
  * main.c - bodycam-fleet-health: the option table and the daemon skeleton.
  */
-#include <stdio.h>
-#include <string.h>
 
 #include "common/daemon.h"
 #include "fleet-health/fleet.h"
-#include "proto/topic.h"
 
 static fleet fh;
 
-#define STR(field) fh.cfg.field, sizeof(fh.cfg.field)
-#define INT(field) &fh.cfg.field, 0
+#define STR(field) BC_DAEMON_STR(fh.cfg, field)
+#define INT(field) BC_DAEMON_INT(fh.cfg, field)
 
 static const bc_config_option options[] = {
     {"instance", BC_CFG_STRING, 0, FH_INSTANCE_MAX, "1", STR(instance), NULL,
      "this instance's name, fixed across restarts: stream consumer fleet-health-<instance> "
      "(its pending entries) and status key; [A-Za-z0-9_-]"},
-    {"redis_host", BC_CFG_STRING, 0, 0, "127.0.0.1", STR(redis_host), NULL, "Redis address"},
-    {"redis_port", BC_CFG_INT, 1, 65535, "6379", INT(redis_port), NULL, "Redis port"},
-    {"redis_timeout_ms", BC_CFG_INT, 10, 600000, "2000", INT(redis_timeout_ms), "ms",
-     "Redis connect and command timeout"},
-    {"backoff_min_ms", BC_CFG_INT, 1, 600000, "100", INT(backoff_min_ms), "ms",
-     "first Redis reconnection delay cap (full jitter)"},
-    {"backoff_max_ms", BC_CFG_INT, 1, 3600000, "10000", INT(backoff_max_ms), "ms",
-     "largest Redis reconnection delay cap"},
-    {"batch", BC_CFG_INT, 1, 10000, "100", INT(batch), NULL,
-     "stream entries read at once, per stream"},
-    {"block_ms", BC_CFG_INT, 10, 60000, "1000", INT(block_ms), "ms",
-     "how long one read waits for new entries"},
-    {"claim_idle_ms", BC_CFG_INT, 0, 86400000, "30000", INT(claim_idle_ms), "ms",
-     "take over entries another instance left unacknowledged this long (0 = never)"},
-    {"claim_interval_ms", BC_CFG_INT, 1, 3600000, "5000", INT(claim_interval_ms), "ms",
-     "how often to look for such entries"},
+    BC_DAEMON_OPTIONS_REDIS(fh.cfg, "2000"),
+    BC_DAEMON_OPTIONS_BACKOFF(fh.cfg),
+    BC_DAEMON_OPTIONS_CONSUMER(fh.cfg),
     {"retry_delay_ms", BC_CFG_INT, 0, 60000, "200", INT(retry_delay_ms), "ms",
      "pause before an entry that failed on Redis is tried again"},
     {"health_interval_s", BC_CFG_INT, 1, 86400, "60", INT(health_interval_s), "s",
@@ -71,19 +55,17 @@ static const bc_config_option options[] = {
      "hourly aggregates expire after this (0 = never)"},
     {"alert_history_days", BC_CFG_INT, 0, 36500, "30", INT(alert_history_days), "days",
      "a cleared alert's bodycam:alert:<id> is kept this long (0 = forever)"},
-    {"stats_interval_s", BC_CFG_INT, 1, 86400, "60", INT(stats_interval_s), "s",
-     "a statistics log line every this long"},
-    {"log_level", BC_CFG_STRING, 0, 0, "info", STR(log_level), NULL, "debug, info, warn or error"},
+    BC_DAEMON_OPTION_STATS(fh.cfg),
+    BC_DAEMON_OPTION_LOG_LEVEL(fh.cfg),
 };
 
 static bc_status check(void *ctx, bc_error *err)
 {
     const fh_config *c = &((fleet *)ctx)->cfg;
-    if (!bc_id_valid(c->instance) || strlen(c->instance) > FH_INSTANCE_MAX)
-        return bc_fail(err, BC_ERR_INVAL, "option 'instance': '%s' is not [A-Za-z0-9_-]{1,32}",
-                       c->instance);
-    if (c->backoff_max_ms < c->backoff_min_ms)
-        return bc_fail(err, BC_ERR_INVAL, "option 'backoff_max_ms' is below 'backoff_min_ms'");
+    bc_status st;
+    if ((st = bc_daemon_check_instance(c->instance, FH_INSTANCE_MAX, err)) != BC_OK ||
+        (st = bc_daemon_check_backoff(c->backoff_min_ms, c->backoff_max_ms, err)) != BC_OK)
+        return st;
     if (c->battery_low_clear_pct <= c->battery_low_raise_pct)
         return bc_fail(err, BC_ERR_INVAL,
                        "option 'battery_low_clear_pct' must be above 'battery_low_raise_pct' "

@@ -1,8 +1,6 @@
 /*
  * main.c - bodycam-gateway: the option table and the daemon skeleton.
  */
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "common/daemon.h"
@@ -11,8 +9,8 @@
 
 static gateway gw;
 
-#define STR(field) gw.cfg.field, sizeof(gw.cfg.field)
-#define INT(field) &gw.cfg.field, 0
+#define STR(field) BC_DAEMON_STR(gw.cfg, field)
+#define INT(field) BC_DAEMON_INT(gw.cfg, field)
 
 static const bc_config_option options[] = {
     {"instance", BC_CFG_STRING, 0, GW_INSTANCE_MAX, "1", STR(instance), NULL,
@@ -34,10 +32,7 @@ static const bc_config_option options[] = {
      "QoS 1 messages the broker may have in flight to us"},
     {"connect_timeout_ms", BC_CFG_INT, 100, 600000, "10000", INT(connect_timeout_ms), "ms",
      "TLS handshake + CONNACK + SUBACK must complete within this"},
-    {"redis_host", BC_CFG_STRING, 0, 0, "127.0.0.1", STR(redis_host), NULL, "Redis address"},
-    {"redis_port", BC_CFG_INT, 1, 65535, "6379", INT(redis_port), NULL, "Redis port"},
-    {"redis_timeout_ms", BC_CFG_INT, 10, 600000, "2000", INT(redis_timeout_ms), "ms",
-     "Redis connect and command timeout"},
+    BC_DAEMON_OPTIONS_REDIS(gw.cfg, "2000"),
     {"backoff_min_ms", BC_CFG_INT, 1, 600000, "100", INT(backoff_min_ms), "ms",
      "first reconnection delay cap (broker and Redis; full jitter)"},
     {"backoff_max_ms", BC_CFG_INT, 1, 3600000, "10000", INT(backoff_max_ms), "ms",
@@ -64,20 +59,20 @@ static const bc_config_option options[] = {
      "share of the camera messages for it until it returns)"},
     {"drain_ms", BC_CFG_INT, 0, 600000, "5000", INT(drain_ms), "ms",
      "leaving the group: stop after this at the latest"},
-    {"log_level", BC_CFG_STRING, 0, 0, "info", STR(log_level), NULL, "debug, info, warn or error"},
+    BC_DAEMON_OPTION_LOG_LEVEL(gw.cfg),
 };
 
 static bc_status check(void *ctx, bc_error *err)
 {
     gateway *g = ctx;
-    if (!bc_id_valid(g->cfg.instance))
-        return bc_fail(err, BC_ERR_INVAL, "option 'instance': '%s' is not [A-Za-z0-9_-]{1,32}",
-                       g->cfg.instance);
+    bc_status st = bc_daemon_check_instance(g->cfg.instance, GW_INSTANCE_MAX, err);
+    if (st != BC_OK)
+        return st;
     if (!bc_id_valid(g->cfg.share_group))
         return bc_fail(err, BC_ERR_INVAL, "option 'share_group': '%s' is not [A-Za-z0-9_-]",
                        g->cfg.share_group);
-    if (g->cfg.backoff_max_ms < g->cfg.backoff_min_ms)
-        return bc_fail(err, BC_ERR_INVAL, "option 'backoff_max_ms' is below 'backoff_min_ms'");
+    if ((st = bc_daemon_check_backoff(g->cfg.backoff_min_ms, g->cfg.backoff_max_ms, err)) != BC_OK)
+        return st;
     if (g->cfg.outbox_batch > g->cfg.outbox_window)
         return bc_fail(err, BC_ERR_INVAL, "option 'outbox_batch' is above 'outbox_window'");
     const struct {
@@ -87,9 +82,8 @@ static bc_status check(void *ctx, bc_error *err)
                  {"cert_file", g->cfg.cert_file},
                  {"key_file", g->cfg.key_file}};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        if (access(files[i].path, R_OK) != 0)
-            return bc_fail(err, BC_ERR_IO, "option '%s': cannot read '%s'", files[i].name,
-                           files[i].path);
+        if ((st = bc_daemon_check_access(files[i].name, files[i].path, R_OK, err)) != BC_OK)
+            return st;
     }
     return BC_OK;
 }

@@ -41,14 +41,13 @@
 #include "key-rotation/campaign.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/rate.h"
 #include "common/reply.h"
-#include "common/script.h"
+#include "common/script_set.h"
 
 /* ---- names ---- */
 
@@ -566,13 +565,7 @@ typedef enum script_id {
     S_COUNT
 } script_id;
 
-typedef struct script {
-    const char *name;
-    const char *body;
-    bc_script run; /* header + prelude + body, built once */
-} script;
-
-static script scripts[S_COUNT] = {
+static const bc_script_src sources[S_COUNT] = {
     [S_CREATE] = {"create", create_src},
     [S_GET] = {"get", get_src},
     [S_LIST] = {"list", list_src},
@@ -590,58 +583,17 @@ static script scripts[S_COUNT] = {
     [S_TOTALS] = {"totals", totals_src},
 };
 
-#define SCRIPT_MAX 8192
-static char source_store[S_COUNT][SCRIPT_MAX];
-static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
-static bc_status scripts_status = BC_ERR_STATE;
-static char scripts_error[128];
-
-static bool script_build(script *s, char *buf, size_t cap)
+/* "local CF = {...}\n" and the constants, then the prelude. */
+static void script_prelude(bc_script_text *t)
 {
-    size_t pos = 0;
-    int n = snprintf(buf, cap, "local CF = {");
-    if (n < 0 || (size_t)n >= cap)
-        return false;
-    pos = (size_t)n;
-    for (int i = 0; i < CF_COUNT; i++) {
-        n = snprintf(buf + pos, cap - pos, "%s'%s'", i > 0 ? ", " : "", camp_fields[i]);
-        if (n < 0 || (size_t)n >= cap - pos)
-            return false;
-        pos += (size_t)n;
-    }
-    n = snprintf(buf + pos, cap - pos, "}\nlocal SLACK = %d\n%s%s", BC_CAMPAIGN_RATE_SLACK_MS,
-                 prelude, s->body);
-    if (n < 0 || (size_t)n >= cap - pos)
-        return false;
-    return bc_script_init(&s->run, s->name, buf, pos + (size_t)n, NULL) == BC_OK;
-}
-
-static void scripts_build(void)
-{
-    for (int i = 0; i < S_COUNT; i++) {
-        if (!script_build(&scripts[i], source_store[i], sizeof(source_store[i]))) {
-            snprintf(scripts_error, sizeof(scripts_error),
-                     "campaign script %s could not be built (too big, or SHA-1 failed)",
-                     scripts[i].name);
-            return;
-        }
-    }
-    scripts_status = BC_OK;
-}
-
-static bc_status scripts_ready(bc_error *err)
-{
-    if (pthread_once(&scripts_once, scripts_build) != 0)
-        return bc_fail(err, BC_ERR_STATE, "campaign scripts could not be initialised");
-    if (scripts_status != BC_OK)
-        return bc_fail(err, scripts_status, "%s", scripts_error);
-    return BC_OK;
+    bc_script_text_list(t, "CF", camp_fields, CF_COUNT);
+    bc_script_text_add(t, "local SLACK = %d\n%s", BC_CAMPAIGN_RATE_SLACK_MS, prelude);
 }
 
 /* ---- reading replies ---- */
 
-/* Verdicts: bc_reply_verdict's index into verdict_words, V_OK being 0. */
-typedef enum verdict { V_OK, V_NOT_FOUND, V_STATE, V_TAKEN } verdict;
+/* Verdicts: bc_script_set_call's index into verdict_words, V_OK being 0. */
+enum { V_OK, V_NOT_FOUND, V_STATE, V_TAKEN };
 
 static const bc_reply_word verdict_words[] = {
     {"not_found", 2},
@@ -649,47 +601,8 @@ static const bc_reply_word verdict_words[] = {
     {"taken", 2},
 };
 
-static bool el_name(const redisReply *e, const char *const *names, int count, int *out)
-{
-    char buf[32];
-    return bc_reply_str(e, buf, sizeof(buf)) && name_index(buf, names, count, out);
-}
-
-static bc_status parse_fail(script_id id, bc_error *err)
-{
-    return bc_fail(err, BC_ERR_PARSE, "campaign script %s answered a record that does not fit",
-                   scripts[id].name);
-}
-
-/* Runs a script (EVALSHA, EVAL after NOSCRIPT) and reads its verdict. On
- * BC_OK *out is the reply (the caller frees it, also on a non-ok verdict)
- * and *v the verdict; an 'ok' shorter than min_ok elements is a parse
- * error. The arguments are freed here. */
-static bc_status script_call(bc_redis *r, script_id id, bc_script_args *a, size_t min_ok,
-                             redisReply **out, verdict *v, bc_error *err)
-{
-    *out = NULL;
-    bc_status st = scripts_ready(err);
-    if (st != BC_OK) {
-        bc_script_args_free(a);
-        return st;
-    }
-    bc_error local;
-    bc_error_clear(&local);
-    st = bc_script_args_run(r, &scripts[id].run, a, out, &local);
-    bc_script_args_free(a);
-    if (st != BC_OK)
-        return bc_fail(err, st, "campaign script %s: %s", scripts[id].name, local.text);
-    int word = bc_reply_verdict(*out, min_ok, verdict_words, COUNT(verdict_words));
-    if (word >= 0) {
-        *v = (verdict)word;
-        return BC_OK;
-    }
-    freeReplyObject(*out);
-    *out = NULL;
-    return bc_fail(err, BC_ERR_PARSE, "campaign script %s answered an unexpected reply",
-                   scripts[id].name);
-}
+static bc_script_set scripts = BC_SCRIPT_SET_INIT("campaign", sources, S_COUNT, script_prelude,
+                                                  verdict_words, COUNT(verdict_words));
 
 static bc_status not_found(const redisReply *rep, const char *what, bc_error *err)
 {
@@ -704,8 +617,8 @@ static bool parse_campaign(redisReply *const *e, bc_campaign *c)
     int kind = 0, state = 0;
     memset(c, 0, sizeof(*c));
     if (!bc_reply_str(e[CF_ID], c->id, sizeof(c->id)) ||
-        !el_name(e[CF_KIND], kind_names, COUNT(kind_names), &kind) ||
-        !el_name(e[CF_STATE], state_names, COUNT(state_names), &state) ||
+        !bc_reply_name(e[CF_KIND], kind_names, COUNT(kind_names), &kind) ||
+        !bc_reply_name(e[CF_STATE], state_names, COUNT(state_names), &state) ||
         !bc_reply_score(e[CF_PACE], &c->pace_per_s) ||
         !bc_reply_score(e[CF_CREATED_AT], &c->created_at) ||
         !bc_reply_str(e[CF_CREATED_BY], c->created_by, sizeof(c->created_by)) ||
@@ -729,7 +642,7 @@ static bc_status reply_campaign(const redisReply *rep, size_t at, script_id id, 
     bc_campaign scratch;
     if (rep->elements < at + CAMP_STRIDE ||
         !parse_campaign(rep->element + at, out != NULL ? out : &scratch))
-        return parse_fail(id, err);
+        return bc_script_set_parse_fail(&scripts, id, err);
     return BC_OK;
 }
 
@@ -817,8 +730,8 @@ bc_status bc_campaign_create(bc_redis *r, const bc_campaign_spec *spec, int64_t 
     for (size_t i = 0; i < spec->device_count; i++)
         bc_script_args_str(&a, spec->devices[i]);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    st = script_call(r, S_CREATE, &a, 1 + CAMP_STRIDE, &rep, &v, err);
+    int v = V_OK;
+    st = bc_script_set_call(&scripts, r, S_CREATE, &a, 1 + CAMP_STRIDE, &rep, &v, err);
     if (st != BC_OK)
         return st;
     if (v == V_OK)
@@ -828,7 +741,7 @@ bc_status bc_campaign_create(bc_redis *r, const bc_campaign_spec *spec, int64_t 
     else if (v == V_STATE)
         st = create_refused(rep, err);
     else
-        st = parse_fail(S_CREATE, err);
+        st = bc_script_set_parse_fail(&scripts, S_CREATE, err);
     freeReplyObject(rep);
     return st;
 }
@@ -841,15 +754,15 @@ bc_status bc_campaign_get(bc_redis *r, const char *campaign_id, bc_campaign *out
         return st;
     bc_script_args_str(&a, campaign_id);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_GET, &a, 1 + CAMP_STRIDE, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_GET, &a, 1 + CAMP_STRIDE, &rep, &v, err)) != BC_OK)
         return st;
     if (v == V_OK)
         st = reply_campaign(rep, 1, S_GET, out, err);
     else if (v == V_NOT_FOUND)
         st = not_found(rep, "campaign", err);
     else
-        st = parse_fail(S_GET, err);
+        st = bc_script_set_parse_fail(&scripts, S_GET, err);
     freeReplyObject(rep);
     return st;
 }
@@ -863,15 +776,15 @@ bc_status bc_campaign_list(bc_redis *r, bool active_only, bc_campaign_fn fn, voi
         return st;
     bc_script_args_str(&a, active_only ? "1" : "0");
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_LIST, &a, 1, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_LIST, &a, 1, &rep, &v, err)) != BC_OK)
         return st;
     if (v != V_OK || (rep->elements - 1) % CAMP_STRIDE != 0)
-        st = parse_fail(S_LIST, err);
+        st = bc_script_set_parse_fail(&scripts, S_LIST, err);
     for (size_t i = 1; st == BC_OK && i < rep->elements; i += CAMP_STRIDE) {
         bc_campaign c;
         if (!parse_campaign(rep->element + i, &c))
-            st = parse_fail(S_LIST, err);
+            st = bc_script_set_parse_fail(&scripts, S_LIST, err);
         else if (!fn(&c, userdata))
             break;
     }
@@ -884,7 +797,7 @@ static bool parse_device(redisReply *const *e, bc_campaign_device *d)
     int state = 0;
     memset(d, 0, sizeof(*d));
     if (!bc_reply_str(e[0], d->device, sizeof(d->device)) ||
-        !el_name(e[1], dev_state_names, COUNT(dev_state_names), &state) ||
+        !bc_reply_name(e[1], dev_state_names, COUNT(dev_state_names), &state) ||
         !bc_reply_str(e[2], d->cmd_id, sizeof(d->cmd_id)) || !bc_reply_score(e[3], &d->sent_at) ||
         !bc_reply_score(e[4], &d->attempts) || !bc_reply_text(e[5], d->detail, sizeof(d->detail)) ||
         !bc_reply_score(e[6], &d->not_before))
@@ -902,17 +815,17 @@ bc_status bc_campaign_devices(bc_redis *r, const char *campaign_id, bc_campaign_
         return st;
     bc_script_args_str(&a, campaign_id);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_DEVICES, &a, 1, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_DEVICES, &a, 1, &rep, &v, err)) != BC_OK)
         return st;
     if (v == V_NOT_FOUND)
         st = not_found(rep, "campaign", err);
     else if (v != V_OK || (rep->elements - 1) % DEV_STRIDE != 0)
-        st = parse_fail(S_DEVICES, err);
+        st = bc_script_set_parse_fail(&scripts, S_DEVICES, err);
     for (size_t i = 1; st == BC_OK && i < rep->elements; i += DEV_STRIDE) {
         bc_campaign_device d;
         if (!parse_device(rep->element + i, &d))
-            st = parse_fail(S_DEVICES, err);
+            st = bc_script_set_parse_fail(&scripts, S_DEVICES, err);
         else if (!fn(&d, userdata))
             break;
     }
@@ -933,14 +846,14 @@ static bc_status act(bc_redis *r, const char *campaign_id, const char *what, int
     bc_script_args_str(&a, what);
     bc_script_args_int(&a, now_ms);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_ACT, &a, 2 + CAMP_STRIDE, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_ACT, &a, 2 + CAMP_STRIDE, &rep, &v, err)) != BC_OK)
         return st;
     char state[16];
     if (v == V_OK) {
         int64_t c = 0;
         if (!bc_reply_score(rep->element[1], &c))
-            st = parse_fail(S_ACT, err);
+            st = bc_script_set_parse_fail(&scripts, S_ACT, err);
         else
             st = reply_campaign(rep, 2, S_ACT, out, err);
         if (st == BC_OK && changed != NULL)
@@ -954,7 +867,7 @@ static bc_status act(bc_redis *r, const char *campaign_id, const char *what, int
                      : strcmp(what, "resume") == 0 ? "resumed"
                                                    : "aborted");
     } else {
-        st = parse_fail(S_ACT, err);
+        st = bc_script_set_parse_fail(&scripts, S_ACT, err);
     }
     freeReplyObject(rep);
     return st;
@@ -995,8 +908,8 @@ bc_status bc_campaign_key_ready(bc_redis *r, const char *campaign_id, const char
     bc_script_args_str(&a, key_id);
     bc_script_args_int(&a, now_ms);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_KEY_READY, &a, 3, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_KEY_READY, &a, 3, &rep, &v, err)) != BC_OK)
         return st;
     char code[16], value[32];
     int64_t was = 0;
@@ -1014,7 +927,7 @@ bc_status bc_campaign_key_ready(bc_redis *r, const char *campaign_id, const char
         else
             st = bc_fail(err, BC_ERR_STATE, "campaign %s is %s without a key", campaign_id, value);
     } else {
-        st = parse_fail(S_KEY_READY, err);
+        st = bc_script_set_parse_fail(&scripts, S_KEY_READY, err);
     }
     freeReplyObject(rep);
     return st;
@@ -1029,16 +942,16 @@ bc_status bc_campaign_key_of(bc_redis *r, const char *campaign_id, char *key_id,
         return st;
     bc_script_args_str(&a, campaign_id);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_KEY_OF, &a, 2, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_KEY_OF, &a, 2, &rep, &v, err)) != BC_OK)
         return st;
     if (v == V_OK) {
         if (!bc_reply_str(rep->element[1], key_id, size))
-            st = parse_fail(S_KEY_OF, err);
+            st = bc_script_set_parse_fail(&scripts, S_KEY_OF, err);
     } else if (v == V_NOT_FOUND) {
         st = not_found(rep, "campaign", err);
     } else {
-        st = parse_fail(S_KEY_OF, err);
+        st = bc_script_set_parse_fail(&scripts, S_KEY_OF, err);
     }
     freeReplyObject(rep);
     return st;
@@ -1065,22 +978,22 @@ bc_status bc_campaign_next(bc_redis *r, const char *campaign_id, int64_t now_ms,
     bc_script_args_int(&a, recheck_ms);
     bc_script_args_int(&a, BC_CAMPAIGN_LEASE_MS);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_NEXT, &a, 4, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_NEXT, &a, 4, &rep, &v, err)) != BC_OK)
         return st;
     memset(out, 0, sizeof(*out));
     int kind = 0;
     char code[16], value[80];
     if (v == V_OK) {
-        if (!el_name(rep->element[1], kind_names, COUNT(kind_names), &kind) ||
+        if (!bc_reply_name(rep->element[1], kind_names, COUNT(kind_names), &kind) ||
             !bc_reply_str(rep->element[2], out->key_id, sizeof(out->key_id)) ||
             !bc_reply_str(rep->element[3], out->public_b64, sizeof(out->public_b64)) ||
             rep->elements - 4 > max)
-            st = parse_fail(S_NEXT, err);
+            st = bc_script_set_parse_fail(&scripts, S_NEXT, err);
         out->kind = (bc_campaign_kind)kind;
         for (size_t i = 4; st == BC_OK && i < rep->elements; i++) {
             if (!bc_reply_str(rep->element[i], out->devices[out->count], sizeof(out->devices[0])))
-                st = parse_fail(S_NEXT, err);
+                st = bc_script_set_parse_fail(&scripts, S_NEXT, err);
             out->count++;
         }
     } else if (v == V_NOT_FOUND) {
@@ -1096,7 +1009,7 @@ bc_status bc_campaign_next(bc_redis *r, const char *campaign_id, int64_t now_ms,
         else
             st = bc_fail(err, BC_ERR_STATE, "campaign %s is %s", campaign_id, value);
     } else {
-        st = parse_fail(S_NEXT, err);
+        st = bc_script_set_parse_fail(&scripts, S_NEXT, err);
     }
     freeReplyObject(rep);
     return st;
@@ -1135,15 +1048,15 @@ bc_status bc_campaign_mark_sent(bc_redis *r, const bc_campaign_send *s, bool *ma
     bc_script_args_str(&a, s->topic);
     bc_script_args_str(&a, s->payload);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_MARK, &a, 1, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_MARK, &a, 1, &rep, &v, err)) != BC_OK)
         return st;
     if (v == V_OK)
         *marked = true;
     else if (v == V_NOT_FOUND)
         st = not_found(rep, "campaign or camera", err);
     else if (v != V_TAKEN)
-        st = parse_fail(S_MARK, err);
+        st = bc_script_set_parse_fail(&scripts, S_MARK, err);
     freeReplyObject(rep);
     return st;
 }
@@ -1159,8 +1072,8 @@ bc_status bc_campaign_cmd_get(bc_redis *r, const char *cmd_id, bc_campaign_cmd *
         return st;
     bc_script_args_str(&a, cmd_id);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_CMD_GET, &a, 9, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_CMD_GET, &a, 9, &rep, &v, err)) != BC_OK)
         return st;
     memset(out, 0, sizeof(*out));
     int phase = 0, kind = 0, state = 0, dstate = 0;
@@ -1168,24 +1081,24 @@ bc_status bc_campaign_cmd_get(bc_redis *r, const char *cmd_id, bc_campaign_cmd *
         redisReply *const *e = rep->element;
         bool ok = bc_reply_str(e[1], out->campaign_id, sizeof(out->campaign_id)) &&
                   bc_reply_str(e[2], out->device, sizeof(out->device)) &&
-                  el_name(e[3], phase_names, COUNT(phase_names), &phase) &&
+                  bc_reply_name(e[3], phase_names, COUNT(phase_names), &phase) &&
                   bc_reply_str(e[4], out->fingerprint, sizeof(out->fingerprint)) &&
-                  el_name(e[5], kind_names, COUNT(kind_names), &kind) &&
-                  el_name(e[6], state_names, COUNT(state_names), &state) &&
+                  bc_reply_name(e[5], kind_names, COUNT(kind_names), &kind) &&
+                  bc_reply_name(e[6], state_names, COUNT(state_names), &state) &&
                   (bc_reply_is(e[7], "1") || bc_reply_is(e[7], "0"));
         /* a camera whose entry is gone or garbled is not current */
-        if (el_name(e[8], dev_state_names, COUNT(dev_state_names), &dstate))
+        if (bc_reply_name(e[8], dev_state_names, COUNT(dev_state_names), &dstate))
             out->device_state = (bc_campaign_device_state)dstate;
         out->phase = (bc_campaign_phase)phase;
         out->kind = (bc_campaign_kind)kind;
         out->campaign_state = (bc_campaign_state)state;
         out->current = ok && bc_reply_is(e[7], "1");
         if (!ok)
-            st = parse_fail(S_CMD_GET, err);
+            st = bc_script_set_parse_fail(&scripts, S_CMD_GET, err);
     } else if (v == V_NOT_FOUND) {
         st = bc_fail(err, BC_ERR_NOT_FOUND, "no campaign sent command %s", cmd_id);
     } else {
-        st = parse_fail(S_CMD_GET, err);
+        st = bc_script_set_parse_fail(&scripts, S_CMD_GET, err);
     }
     freeReplyObject(rep);
     return st;
@@ -1218,13 +1131,13 @@ bc_status bc_campaign_finish(bc_redis *r, const char *campaign_id, const char *d
     bc_script_args_int(&a, retry != NULL ? retry->backoff_max_ms : 0);
     bc_script_args_int(&a, retry != NULL ? retry->attempts_max : 1);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_FINISH, &a, 3, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_FINISH, &a, 3, &rep, &v, err)) != BC_OK)
         return st;
     int64_t done = 0;
     int state = 0;
     if (v == V_OK && bc_reply_score(rep->element[1], &done) &&
-        el_name(rep->element[2], dev_state_names, COUNT(dev_state_names), &state)) {
+        bc_reply_name(rep->element[2], dev_state_names, COUNT(dev_state_names), &state)) {
         if (applied != NULL)
             *applied = done != 0;
         if (result != NULL)
@@ -1232,7 +1145,7 @@ bc_status bc_campaign_finish(bc_redis *r, const char *campaign_id, const char *d
     } else if (v == V_NOT_FOUND) {
         st = not_found(rep, "campaign or camera", err);
     } else {
-        st = parse_fail(S_FINISH, err);
+        st = bc_script_set_parse_fail(&scripts, S_FINISH, err);
     }
     freeReplyObject(rep);
     return st;
@@ -1251,23 +1164,23 @@ bc_status bc_campaign_expired(bc_redis *r, const char *campaign_id, int64_t now_
     bc_script_args_int(&a, now_ms);
     bc_script_args_int(&a, (int64_t)cap);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_EXPIRED, &a, 1, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_EXPIRED, &a, 1, &rep, &v, err)) != BC_OK)
         return st;
     if (v == V_NOT_FOUND)
         st = not_found(rep, "campaign", err);
     else if (v != V_OK || (rep->elements - 1) % EXP_STRIDE != 0 ||
              (rep->elements - 1) / EXP_STRIDE > cap)
-        st = parse_fail(S_EXPIRED, err);
+        st = bc_script_set_parse_fail(&scripts, S_EXPIRED, err);
     for (size_t i = 1; st == BC_OK && i < rep->elements; i += EXP_STRIDE) {
         bc_campaign_expired_cmd *x = &out[*count];
         int phase = 0;
         memset(x, 0, sizeof(*x));
         if (!bc_reply_str(rep->element[i], x->device, sizeof(x->device)) ||
             !bc_reply_str(rep->element[i + 1], x->cmd_id, sizeof(x->cmd_id)) ||
-            !el_name(rep->element[i + 2], phase_names, COUNT(phase_names), &phase) ||
+            !bc_reply_name(rep->element[i + 2], phase_names, COUNT(phase_names), &phase) ||
             !bc_reply_str(rep->element[i + 3], x->fingerprint, sizeof(x->fingerprint))) {
-            st = parse_fail(S_EXPIRED, err);
+            st = bc_script_set_parse_fail(&scripts, S_EXPIRED, err);
             break;
         }
         x->phase = (bc_campaign_phase)phase;
@@ -1284,15 +1197,15 @@ bc_status bc_campaign_watched(bc_redis *r, bc_campaign_id_fn fn, void *userdata,
     if (st != BC_OK)
         return st;
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_WATCHED, &a, 1, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_WATCHED, &a, 1, &rep, &v, err)) != BC_OK)
         return st;
     if (v != V_OK)
-        st = parse_fail(S_WATCHED, err);
+        st = bc_script_set_parse_fail(&scripts, S_WATCHED, err);
     for (size_t i = 1; st == BC_OK && i < rep->elements; i++) {
         char id[BC_CAMPAIGN_ID_MAX + 1];
         if (!bc_reply_str(rep->element[i], id, sizeof(id)))
-            st = parse_fail(S_WATCHED, err);
+            st = bc_script_set_parse_fail(&scripts, S_WATCHED, err);
         else if (!fn(id, userdata))
             break;
     }
@@ -1315,11 +1228,11 @@ bc_status bc_campaign_rate_take(bc_redis *r, const char *name, int64_t per_s, in
     bc_script_args_int(&a, want);
     bc_script_args_int(&a, now_ms);
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_RATE, &a, 2, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_RATE, &a, 2, &rep, &v, err)) != BC_OK)
         return st;
     if (v != V_OK || !bc_reply_score(rep->element[1], granted))
-        st = parse_fail(S_RATE, err);
+        st = bc_script_set_parse_fail(&scripts, S_RATE, err);
     freeReplyObject(rep);
     return st;
 }
@@ -1331,15 +1244,15 @@ bc_status bc_campaign_totals_get(bc_redis *r, bc_campaign_totals *out, bc_error 
     if (st != BC_OK)
         return st;
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_TOTALS, &a, 5, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_TOTALS, &a, 5, &rep, &v, err)) != BC_OK)
         return st;
     memset(out, 0, sizeof(*out));
     if (v != V_OK || !bc_reply_score(rep->element[1], &out->active) ||
         !bc_reply_score(rep->element[2], &out->cameras) ||
         !bc_reply_score(rep->element[3], &out->done) ||
         !bc_reply_score(rep->element[4], &out->failed))
-        st = parse_fail(S_TOTALS, err);
+        st = bc_script_set_parse_fail(&scripts, S_TOTALS, err);
     freeReplyObject(rep);
     return st;
 }

@@ -1,39 +1,23 @@
 /*
  * main.c - bodycam-key-rotation: the option table and the daemon skeleton.
  */
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "common/daemon.h"
 #include "key-rotation/rotation.h"
-#include "proto/topic.h"
 
 static rotation rot;
 
-#define STR(field) rot.cfg.field, sizeof(rot.cfg.field)
-#define INT(field) &rot.cfg.field, 0
+#define STR(field) BC_DAEMON_STR(rot.cfg, field)
+#define INT(field) BC_DAEMON_INT(rot.cfg, field)
 
 static const bc_config_option options[] = {
     {"instance", BC_CFG_STRING, 0, ROT_INSTANCE_MAX, "1", STR(instance), NULL,
      "this instance's name, fixed across restarts: stream consumer key-rotation-<instance> "
      "(its pending entries) and status key; [A-Za-z0-9_-]"},
-    {"redis_host", BC_CFG_STRING, 0, 0, "127.0.0.1", STR(redis_host), NULL, "Redis address"},
-    {"redis_port", BC_CFG_INT, 1, 65535, "6379", INT(redis_port), NULL, "Redis port"},
-    {"redis_timeout_ms", BC_CFG_INT, 10, 600000, "2000", INT(redis_timeout_ms), "ms",
-     "Redis connect and command timeout"},
-    {"backoff_min_ms", BC_CFG_INT, 1, 600000, "100", INT(backoff_min_ms), "ms",
-     "first Redis reconnection delay cap (full jitter)"},
-    {"backoff_max_ms", BC_CFG_INT, 1, 3600000, "10000", INT(backoff_max_ms), "ms",
-     "largest Redis reconnection delay cap"},
-    {"batch", BC_CFG_INT, 1, 10000, "100", INT(batch), NULL,
-     "stream entries read at once, per stream"},
-    {"block_ms", BC_CFG_INT, 10, 60000, "1000", INT(block_ms), "ms",
-     "how long one read waits for new entries"},
-    {"claim_idle_ms", BC_CFG_INT, 0, 86400000, "30000", INT(claim_idle_ms), "ms",
-     "take over entries another instance left unacknowledged this long (0 = never)"},
-    {"claim_interval_ms", BC_CFG_INT, 1, 3600000, "5000", INT(claim_interval_ms), "ms",
-     "how often to look for such entries"},
+    BC_DAEMON_OPTIONS_REDIS(rot.cfg, "2000"),
+    BC_DAEMON_OPTIONS_BACKOFF(rot.cfg),
+    BC_DAEMON_OPTIONS_CONSUMER(rot.cfg),
     {"retry_delay_ms", BC_CFG_INT, 0, 60000, "100", INT(retry_delay_ms), "ms",
      "pause before an entry is tried again (Redis failed, or a CSR waits for the "
      "reconnect budget)"},
@@ -66,26 +50,17 @@ static const bc_config_option options[] = {
      "how often the send pass runs while a campaign is running"},
     {"scan_interval_ms", BC_CFG_INT, 50, 600000, "1000", INT(scan_interval_ms), "ms",
      "how often to look for new campaigns and for answers past their deadline"},
-    {"stats_interval_s", BC_CFG_INT, 1, 86400, "60", INT(stats_interval_s), "s",
-     "a statistics log line every this long"},
-    {"log_level", BC_CFG_STRING, 0, 0, "info", STR(log_level), NULL, "debug, info, warn or error"},
+    BC_DAEMON_OPTION_STATS(rot.cfg),
+    BC_DAEMON_OPTION_LOG_LEVEL(rot.cfg),
 };
-
-static bc_status check_file(const char *option, const char *path, bc_error *err)
-{
-    if (access(path, R_OK) != 0)
-        return bc_fail(err, BC_ERR_INVAL, "option '%s': '%s' is not readable", option, path);
-    return BC_OK;
-}
 
 static bc_status check(void *ctx, bc_error *err)
 {
     const rot_config *c = &((rotation *)ctx)->cfg;
-    if (!bc_id_valid(c->instance) || strlen(c->instance) > ROT_INSTANCE_MAX)
-        return bc_fail(err, BC_ERR_INVAL, "option 'instance': '%s' is not [A-Za-z0-9_-]{1,32}",
-                       c->instance);
-    if (c->backoff_max_ms < c->backoff_min_ms)
-        return bc_fail(err, BC_ERR_INVAL, "option 'backoff_max_ms' is below 'backoff_min_ms'");
+    bc_status st;
+    if ((st = bc_daemon_check_instance(c->instance, ROT_INSTANCE_MAX, err)) != BC_OK ||
+        (st = bc_daemon_check_backoff(c->backoff_min_ms, c->backoff_max_ms, err)) != BC_OK)
+        return st;
     if (c->retry_backoff_max_s < c->retry_backoff_s)
         return bc_fail(err, BC_ERR_INVAL,
                        "option 'retry_backoff_max_s' is below 'retry_backoff_s'");
@@ -93,12 +68,11 @@ static bc_status check(void *ctx, bc_error *err)
         return bc_fail(err, BC_ERR_INVAL,
                        "option 'command_ttl_s' is below 'ack_timeout_s': a camera would refuse "
                        "a command the service still waits for");
-    bc_status st;
-    if ((st = check_file("command_key_file", c->command_key_file, err)) != BC_OK ||
-        (st = check_file("ca_cert_file", c->ca_cert_file, err)) != BC_OK ||
-        (st = check_file("ca_key_file", c->ca_key_file, err)) != BC_OK)
+    if ((st = bc_daemon_check_access("command_key_file", c->command_key_file, R_OK, err)) !=
+            BC_OK ||
+        (st = bc_daemon_check_access("ca_cert_file", c->ca_cert_file, R_OK, err)) != BC_OK)
         return st;
-    return BC_OK;
+    return bc_daemon_check_access("ca_key_file", c->ca_key_file, R_OK, err);
 }
 
 static int run(void *ctx)

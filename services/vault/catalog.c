@@ -40,7 +40,6 @@
 #include "vault/catalog.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +48,7 @@
 #include <openssl/asn1.h>
 
 #include "common/reply.h"
-#include "common/script.h"
+#include "common/script_set.h"
 #include "proto/encoding.h"
 
 /* ---- the record layouts shared by C and Lua ---- */
@@ -869,13 +868,7 @@ typedef enum script_id {
     S_COUNT
 } script_id;
 
-typedef struct script {
-    const char *name;
-    const char *body;
-    bc_script run; /* header + prelude + body, built once */
-} script;
-
-static script scripts[S_COUNT] = {
+static const bc_script_src sources[S_COUNT] = {
     [S_COMMIT] = {"commit", commit_src},
     [S_COMMIT_AUDITED] = {"commit_audited", commit_audited_src},
     [S_REC_GET] = {"recording_get", rec_get_src},
@@ -907,121 +900,32 @@ static script scripts[S_COUNT] = {
     [S_KEY_INDEX] = {"key_index_build", key_index_src},
 };
 
-#define SCRIPT_MAX 12288
-static char source_store[S_COUNT][SCRIPT_MAX];
-static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
-static bc_status scripts_status = BC_ERR_STATE;
-static char scripts_error[128];
-
-/* Appends "local NAME = {'a', 'b', ...}\n" at *pos; false when full. */
-static bool lua_list(char *buf, size_t cap, size_t *pos, const char *name, const char *const *items,
-                     size_t count)
+/* The field lists and the positions the scripts filter on (Lua counts
+ * from 1), then the preludes. */
+static void script_prelude(bc_script_text *t)
 {
-    int n = snprintf(buf + *pos, cap - *pos, "local %s = {", name);
-    if (n < 0 || (size_t)n >= cap - *pos)
-        return false;
-    *pos += (size_t)n;
-    for (size_t i = 0; i < count; i++) {
-        n = snprintf(buf + *pos, cap - *pos, "%s'%s'", i > 0 ? ", " : "", items[i]);
-        if (n < 0 || (size_t)n >= cap - *pos)
-            return false;
-        *pos += (size_t)n;
-    }
-    n = snprintf(buf + *pos, cap - *pos, "}\n");
-    if (n < 0 || (size_t)n >= cap - *pos)
-        return false;
-    *pos += (size_t)n;
-    return true;
-}
-
-static bool script_build(script *s, char *buf, size_t cap)
-{
-    size_t pos = 0;
-    if (!lua_list(buf, cap, &pos, "RF", rec_fields, RF_COUNT) ||
-        !lua_list(buf, cap, &pos, "HF", hold_fields, HF_COUNT) ||
-        !lua_list(buf, cap, &pos, "QF", req_fields, QF_COUNT) ||
-        !lua_list(buf, cap, &pos, "KF", key_fields, KF_COUNT))
-        return false;
-    /* the positions the scripts filter on (Lua counts from 1) */
-    int n = snprintf(buf + pos, cap - pos,
-                     "local R_REF, R_DEVICE, R_OFFICER, R_RECORDED_AT = %d, %d, %d, %d\n"
-                     "local R_DELETE_AFTER, R_STATUS = %d, %d\n"
-                     "local H_REF, H_CASE_REF, H_ACTIVE = %d, %d, %d\n"
-                     "local Q_STATUS, Q_OVERDUE_ALERTED = %d, %d\n"
-                     "local R_KEY_ID, K_CREATED_AT, K_STATUS, K_DESTROYING = %d, %d, %d, %d\n"
-                     "%s%s%s",
-                     RF_REF + 1, RF_DEVICE + 1, RF_OFFICER + 1, RF_RECORDED_AT + 1,
-                     RF_DELETE_AFTER + 1, RF_STATUS + 1, HF_REF + 1, HF_CASE_REF + 1, HF_ACTIVE + 1,
-                     QF_STATUS + 1, QF_OVERDUE_ALERTED + 1, RF_KEY_ID + 1, KF_CREATED_AT + 1,
-                     KF_STATUS + 1, KF_DESTROYING + 1, prelude, key_prelude_src, s->body);
-    if (n < 0 || (size_t)n >= cap - pos)
-        return false;
-    return bc_script_init(&s->run, s->name, buf, pos + (size_t)n, NULL) == BC_OK;
-}
-
-static void scripts_build(void)
-{
-    for (int i = 0; i < S_COUNT; i++) {
-        if (!script_build(&scripts[i], source_store[i], sizeof(source_store[i]))) {
-            snprintf(scripts_error, sizeof(scripts_error),
-                     "catalog script %s could not be built (too big, or SHA-1 failed)",
-                     scripts[i].name);
-            return;
-        }
-    }
-    scripts_status = BC_OK;
-}
-
-static bc_status scripts_ready(bc_error *err)
-{
-    if (pthread_once(&scripts_once, scripts_build) != 0)
-        return bc_fail(err, BC_ERR_STATE, "catalog scripts could not be initialised");
-    if (scripts_status != BC_OK)
-        return bc_fail(err, scripts_status, "%s", scripts_error);
-    return BC_OK;
-}
-
-/* ---- script arguments ---- */
-
-#define ARG_HEAD BC_SCRIPT_ARGV_HEAD /* EVALSHA sha numkeys */
-
-/* The script's arguments are complete and its source is built. */
-static bc_status args_check(script_id id, const bc_script_args *a, bc_error *err)
-{
-    bc_status st = scripts_ready(err);
-    if (st != BC_OK)
-        return st;
-    return bc_script_args_check(&scripts[id].run, a, err);
-}
-
-/* Runs a script: EVALSHA, and EVAL after NOSCRIPT. */
-static bc_status script_run(bc_redis *r, script_id id, bc_script_args *a, redisReply **out,
-                            bc_error *err)
-{
-    *out = NULL;
-    bc_status st = args_check(id, a, err);
-    if (st != BC_OK)
-        return st;
-    bc_error local;
-    bc_error_clear(&local);
-    st = bc_script_args_run(r, &scripts[id].run, a, out, &local);
-    if (st != BC_OK)
-        return bc_fail(err, st, "catalog script %s: %s", scripts[id].name, local.text);
-    return BC_OK;
-}
-
-bc_status bc_catalog_scripts_load(bc_redis *r, bc_error *err)
-{
-    bc_status st = scripts_ready(err);
-    for (int i = 0; st == BC_OK && i < S_COUNT; i++)
-        st = bc_script_load(r, &scripts[i].run, err);
-    return st;
+    bc_script_text_list(t, "RF", rec_fields, RF_COUNT);
+    bc_script_text_list(t, "HF", hold_fields, HF_COUNT);
+    bc_script_text_list(t, "QF", req_fields, QF_COUNT);
+    bc_script_text_list(t, "KF", key_fields, KF_COUNT);
+    bc_script_text_add(t,
+                       "local R_REF, R_DEVICE, R_OFFICER, R_RECORDED_AT = %d, %d, %d, %d\n"
+                       "local R_DELETE_AFTER, R_STATUS = %d, %d\n"
+                       "local H_REF, H_CASE_REF, H_ACTIVE = %d, %d, %d\n"
+                       "local Q_STATUS, Q_OVERDUE_ALERTED = %d, %d\n"
+                       "local R_KEY_ID, K_CREATED_AT, K_STATUS, K_DESTROYING = %d, %d, %d, %d\n"
+                       "%s%s",
+                       RF_REF + 1, RF_DEVICE + 1, RF_OFFICER + 1, RF_RECORDED_AT + 1,
+                       RF_DELETE_AFTER + 1, RF_STATUS + 1, HF_REF + 1, HF_CASE_REF + 1,
+                       HF_ACTIVE + 1, QF_STATUS + 1, QF_OVERDUE_ALERTED + 1, RF_KEY_ID + 1,
+                       KF_CREATED_AT + 1, KF_STATUS + 1, KF_DESTROYING + 1, prelude,
+                       key_prelude_src);
 }
 
 /* ---- reading replies ---- */
 
-/* Verdicts: bc_reply_verdict's index into verdict_words, V_OK being 0. */
-typedef enum verdict { V_OK, V_NOT_FOUND, V_STATE, V_INVAL } verdict;
+/* Verdicts: bc_script_set_call's index into verdict_words, V_OK being 0. */
+enum { V_OK, V_NOT_FOUND, V_STATE, V_INVAL };
 
 static const bc_reply_word verdict_words[] = {
     {"not_found", 0},
@@ -1029,29 +933,13 @@ static const bc_reply_word verdict_words[] = {
     {"inval", 3},
 };
 
-/* The verdict of a script reply. *v is V_OK only when the array has at
- * least min_ok elements. */
-static bc_status reply_verdict(const redisReply *rep, script_id id, size_t min_ok, verdict *v,
-                               bc_error *err)
-{
-    int word = bc_reply_verdict(rep, min_ok, verdict_words,
-                                sizeof(verdict_words) / sizeof(verdict_words[0]));
-    if (word < 0)
-        return bc_fail(err, BC_ERR_PARSE, "catalog script %s answered an unexpected reply",
-                       scripts[id].name);
-    *v = (verdict)word;
-    return BC_OK;
-}
+static bc_script_set scripts =
+    BC_SCRIPT_SET_INIT("catalog", sources, S_COUNT, script_prelude, verdict_words,
+                       sizeof(verdict_words) / sizeof(verdict_words[0]));
 
-/* A script call and its verdict (reply_verdict). *out is the reply, for
- * the caller to free also when the verdict fails; NULL when the call did. */
-static bc_status script_call(bc_redis *r, script_id id, bc_script_args *a, size_t min_ok,
-                             redisReply **out, verdict *v, bc_error *err)
+bc_status bc_catalog_scripts_load(bc_redis *r, bc_error *err)
 {
-    bc_status st = script_run(r, id, a, out, err);
-    if (st == BC_OK)
-        st = reply_verdict(*out, id, min_ok, v, err);
-    return st;
+    return bc_script_set_load(&scripts, r, err);
 }
 
 /* Frees what a call leaves: its reply (NULL is fine) and its arguments. */
@@ -1060,12 +948,6 @@ static void call_done(bc_script_args *a, redisReply *rep)
     if (rep != NULL)
         freeReplyObject(rep);
     bc_script_args_free(a);
-}
-
-static bc_status parse_fail(script_id id, bc_error *err)
-{
-    return bc_fail(err, BC_ERR_PARSE, "catalog script %s answered a record that does not fit",
-                   scripts[id].name);
 }
 
 /* "2024-05-01T12:00:00Z" */
@@ -1104,17 +986,6 @@ const char *bc_request_status_name(bc_request_status s)
     return req_status_names[s];
 }
 
-static bool name_index(const redisReply *e, const char *const *names, int count, int *out)
-{
-    for (int i = 0; i < count; i++) {
-        if (bc_reply_is(e, names[i])) {
-            *out = i;
-            return true;
-        }
-    }
-    return false;
-}
-
 bc_status bc_hold_reason_parse(const char *name, bc_hold_reason *out, bc_error *err)
 {
     for (int i = 0; name != NULL && i < 3; i++) {
@@ -1146,7 +1017,7 @@ static bool parse_recording(redisReply *const *e, bc_recording_meta *m)
         bc_reply_str(e[RF_SHA256], m->sha256, sizeof(m->sha256)) &&
         bc_reply_i64(e[RF_SIZE], &m->size) && bc_reply_i64(e[RF_COMMITTED_AT], &m->committed_at) &&
         bc_reply_i64(e[RF_DELETE_AFTER], &m->delete_after) &&
-        name_index(e[RF_STATUS], rec_status_names, 3, &status) &&
+        bc_reply_name(e[RF_STATUS], rec_status_names, 3, &status) &&
         bc_reply_i64(e[RF_PURGED_AT], &m->purged_at) &&
         bc_reply_u64(e[RF_COMMIT_SEQ], &m->commit_audit_seq) &&
         bc_reply_u64(e[RF_PURGE_SEQ], &m->purge_audit_seq) &&
@@ -1163,7 +1034,7 @@ static bool parse_hold(redisReply *const *e, bc_hold *h)
     bool active = false;
     bool ok = bc_reply_str(e[HF_ID], h->id, sizeof(h->id)) &&
               bc_reply_str(e[HF_REF], h->ref, sizeof(h->ref)) &&
-              name_index(e[HF_REASON], reason_names, 3, &reason) &&
+              bc_reply_name(e[HF_REASON], reason_names, 3, &reason) &&
               bc_reply_str(e[HF_CASE_REF], h->case_ref, sizeof(h->case_ref)) &&
               bc_reply_str(e[HF_PLACED_BY], h->placed_by, sizeof(h->placed_by)) &&
               bc_reply_i64(e[HF_PLACED_AT], &h->placed_at) &&
@@ -1214,7 +1085,7 @@ static bool parse_request(redisReply *const *e, bc_access_request *q)
         bc_reply_str(e[QF_REGISTERED_BY], q->registered_by, sizeof(q->registered_by)) &&
         bc_reply_i64(e[QF_DEADLINE], &q->deadline) && bc_reply_bool(e[QF_EXTENDED], &extended) &&
         bc_reply_str(e[QF_EXTENSION_REASON], q->extension_reason, sizeof(q->extension_reason)) &&
-        name_index(e[QF_STATUS], req_status_names, 2, &status) &&
+        bc_reply_name(e[QF_STATUS], req_status_names, 2, &status) &&
         bc_reply_i64(e[QF_CLOSED_AT], &q->closed_at) &&
         bc_reply_str(e[QF_ANSWER], q->answer, sizeof(q->answer)) &&
         bc_reply_bool(e[QF_OVERDUE_ALERTED], &alerted) && bc_reply_i64(e[QF_HELD], &q->held) &&
@@ -1230,7 +1101,7 @@ static bool parse_match(redisReply *const *e, bc_request_match *m)
     memset(m, 0, sizeof(*m));
     int status = 0;
     bool ok = bc_reply_str(e[0], m->ref, sizeof(m->ref)) &&
-              name_index(e[1], rec_status_names, 3, &status) &&
+              bc_reply_name(e[1], rec_status_names, 3, &status) &&
               bc_reply_str(e[2], m->hold_id, sizeof(m->hold_id)) &&
               bc_reply_i64(e[3], &m->recorded_at) && bc_reply_i64(e[4], &m->purged_at) &&
               bc_reply_u64(e[5], &m->purge_audit_seq);
@@ -1421,15 +1292,15 @@ static bc_status commit_parse(const redisReply *rep, bc_recording_meta *m, bool 
                               bc_catalog_hold_ref *holds, size_t holds_cap, size_t *hold_count,
                               bc_error *err)
 {
-    verdict v = V_OK;
-    bc_status st = reply_verdict(rep, S_COMMIT, 2 + REC_STRIDE + 1, &v, err);
+    int v = V_OK;
+    bc_status st = bc_script_set_verdict(&scripts, S_COMMIT, rep, 2 + REC_STRIDE + 1, &v, err);
     if (st != BC_OK)
         return st;
     size_t n = 0;
     int64_t made = 0;
     if (v != V_OK || !bc_reply_i64(rep->element[1], &made) ||
         !parse_recording(rep->element + 2, m) || !bc_reply_count(rep, 2 + REC_STRIDE, 2, &n))
-        return parse_fail(S_COMMIT, err);
+        return bc_script_set_parse_fail(&scripts, S_COMMIT, err);
     if (created != NULL)
         *created = made == 1;
     size_t kept = 0;
@@ -1439,7 +1310,7 @@ static bc_status commit_parse(const redisReply *rep, bc_recording_meta *m, bool 
         memset(h, 0, sizeof(*h));
         if (!bc_reply_str(e[0], h->hold_id, sizeof(h->hold_id)) ||
             !bc_reply_str(e[1], h->request_id, sizeof(h->request_id)))
-            return parse_fail(S_COMMIT, err);
+            return bc_script_set_parse_fail(&scripts, S_COMMIT, err);
         snprintf(h->ref, sizeof(h->ref), "%s", m->ref);
         kept++;
     }
@@ -1463,7 +1334,7 @@ bc_status bc_catalog_commit(bc_redis *r, bc_recording_meta *m, int64_t now_ms, b
     if (st != BC_OK)
         goto cleanup;
     commit_args(&a, m, now_ms);
-    st = script_run(r, S_COMMIT, &a, &rep, err);
+    st = bc_script_set_run(&scripts, r, S_COMMIT, &a, &rep, err);
     if (st != BC_OK)
         goto cleanup;
     st = commit_parse(rep, m, created, holds, holds_cap, hold_count, err);
@@ -1482,10 +1353,11 @@ bc_status bc_catalog_commit_append(bc_redis *r, bc_recording_meta *m, int64_t no
     if (st != BC_OK)
         goto cleanup;
     commit_args(&a, m, now_ms);
-    st = args_check(S_COMMIT, &a, err);
+    st = bc_script_set_check(&scripts, S_COMMIT, &a, err);
     if (st != BC_OK)
         goto cleanup;
-    st = bc_script_append(r, &scripts[S_COMMIT].run, (int)(ARG_HEAD + a.n), a.v, a.len, err);
+    st = bc_script_append(r, bc_script_set_get(&scripts, S_COMMIT),
+                          (int)(BC_SCRIPT_ARGV_HEAD + a.n), a.v, a.len, err);
 cleanup:
     bc_script_args_free(&a);
     return st;
@@ -1511,12 +1383,12 @@ static bc_status run_simple(bc_redis *r, script_id id, bc_script_args *a, const 
                             bc_error *err)
 {
     redisReply *rep = NULL;
-    verdict v = V_OK;
-    bc_status st = script_call(r, id, a, 1, &rep, &v, err);
+    int v = V_OK;
+    bc_status st = bc_script_set_call(&scripts, r, id, a, 1, &rep, &v, err);
     if (st == BC_OK && v == V_NOT_FOUND)
         st = bc_fail(err, BC_ERR_NOT_FOUND, "%s does not exist", what);
     else if (st == BC_OK && v != V_OK)
-        st = parse_fail(id, err);
+        st = bc_script_set_parse_fail(&scripts, id, err);
     if (rep != NULL)
         freeReplyObject(rep);
     return st;
@@ -1575,14 +1447,14 @@ bc_status bc_catalog_recording_get(bc_redis *r, const char *ref, bc_recording_me
     if (st != BC_OK)
         goto cleanup;
     bc_script_args_str(&a, ref);
-    verdict v = V_OK;
-    st = script_call(r, S_REC_GET, &a, 1 + REC_STRIDE, &rep, &v, err);
+    int v = V_OK;
+    st = bc_script_set_call(&scripts, r, S_REC_GET, &a, 1 + REC_STRIDE, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
         st = bc_fail(err, BC_ERR_NOT_FOUND, "recording %s does not exist", ref);
     else if (v != V_OK || !parse_recording(rep->element + 1, out))
-        st = parse_fail(S_REC_GET, err);
+        st = bc_script_set_parse_fail(&scripts, S_REC_GET, err);
 cleanup:
     call_done(&a, rep);
     return st;
@@ -1599,13 +1471,13 @@ cleanup:
 static bc_status page_check(const redisReply *rep, script_id id, size_t stride, bool *more,
                             size_t *items, bc_error *err)
 {
-    verdict v = V_OK;
-    bc_status st = reply_verdict(rep, id, 2, &v, err);
+    int v = V_OK;
+    bc_status st = bc_script_set_verdict(&scripts, id, rep, 2, &v, err);
     if (st != BC_OK)
         return st;
     int64_t m = 0;
     if (v != V_OK || !bc_reply_i64(rep->element[1], &m) || (rep->elements - 2) % stride != 0)
-        return parse_fail(id, err);
+        return bc_script_set_parse_fail(&scripts, id, err);
     *more = m == 1;
     *items = (rep->elements - 2) / stride;
     return BC_OK;
@@ -1648,12 +1520,12 @@ static bc_status pages_walk(bc_redis *r, const pager *p, bc_error *err)
         if (st == BC_OK)
             st = p->add_args(&a, offset, p->ctx, err);
         if (st == BC_OK)
-            st = script_run(r, p->id, &a, &rep, err);
+            st = bc_script_set_run(&scripts, r, p->id, &a, &rep, err);
         if (st == BC_OK)
             st = page_check(rep, p->id, p->stride, &more, &items, err);
         for (size_t i = 0; st == BC_OK && go_on && i < items; i++) {
             if (!p->item(rep->element + 2 + i * p->stride, p->ctx, &go_on))
-                st = parse_fail(p->id, err);
+                st = bc_script_set_parse_fail(&scripts, p->id, err);
         }
         more = more && go_on;
         offset += LIST_PAGE;
@@ -1719,17 +1591,17 @@ bc_status bc_catalog_recordings_list(bc_redis *r, const bc_recording_filter *f,
 static bc_status records_parse(const redisReply *rep, script_id id, bc_recording_meta *out,
                                size_t cap, size_t *count, bc_error *err)
 {
-    verdict v = V_OK;
-    bc_status st = reply_verdict(rep, id, 2, &v, err);
+    int v = V_OK;
+    bc_status st = bc_script_set_verdict(&scripts, id, rep, 2, &v, err);
     if (st != BC_OK)
         return st;
     size_t n = 0;
     if (v != V_OK || !bc_reply_count(rep, 1, REC_STRIDE, &n) || n > cap ||
         rep->elements != 2 + n * REC_STRIDE)
-        return parse_fail(id, err);
+        return bc_script_set_parse_fail(&scripts, id, err);
     for (size_t i = 0; i < n; i++) {
         if (!parse_recording(rep->element + 2 + i * REC_STRIDE, &out[i]))
-            return parse_fail(id, err);
+            return bc_script_set_parse_fail(&scripts, id, err);
     }
     *count = n;
     return BC_OK;
@@ -1748,7 +1620,7 @@ bc_status bc_catalog_purge_begin(bc_redis *r, int64_t now_ms, bc_recording_meta 
         goto cleanup;
     bc_script_args_int(&a, now_ms);
     bc_script_args_int(&a, (int64_t)limit);
-    st = script_run(r, S_PURGE_BEGIN, &a, &rep, err);
+    st = bc_script_set_run(&scripts, r, S_PURGE_BEGIN, &a, &rep, err);
     if (st != BC_OK)
         goto cleanup;
     st = records_parse(rep, S_PURGE_BEGIN, out, limit, count, err);
@@ -1765,7 +1637,7 @@ bc_status bc_catalog_purging(bc_redis *r, bc_catalog_recording_fn fn, void *user
     bc_status st = bc_script_args_init(&a, 0, err);
     if (st != BC_OK)
         goto cleanup;
-    st = script_run(r, S_PURGING, &a, &rep, err);
+    st = bc_script_set_run(&scripts, r, S_PURGING, &a, &rep, err);
     if (st != BC_OK)
         goto cleanup;
     size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements / REC_STRIDE + 1 : 1;
@@ -1855,11 +1727,11 @@ bc_status bc_catalog_tombstones_sweep(bc_redis *r, size_t limit, size_t *removed
     if (st != BC_OK)
         goto cleanup;
     bc_script_args_int(&a, (int64_t)limit);
-    verdict v = V_OK;
-    st = script_call(r, S_TOMB_SWEEP, &a, 2, &rep, &v, err);
+    int v = V_OK;
+    st = bc_script_set_call(&scripts, r, S_TOMB_SWEEP, &a, 2, &rep, &v, err);
     int64_t n = 0;
     if (st == BC_OK && (v != V_OK || !bc_reply_i64(rep->element[1], &n) || n < 0))
-        st = parse_fail(S_TOMB_SWEEP, err);
+        st = bc_script_set_parse_fail(&scripts, S_TOMB_SWEEP, err);
     if (st == BC_OK)
         *removed = (size_t)n;
 cleanup:
@@ -1915,8 +1787,8 @@ bc_status bc_catalog_hold_place(bc_redis *r, const char *ref, bc_hold_reason rea
     bc_script_args_str(&a, placed_by);
     bc_script_args_str(&a, note);
     bc_script_args_int(&a, now_ms);
-    verdict v = V_OK;
-    st = script_call(r, S_HOLD_PLACE, &a, 2 + HF_COUNT, &rep, &v, err);
+    int v = V_OK;
+    st = bc_script_set_call(&scripts, r, S_HOLD_PLACE, &a, 2 + HF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     int64_t made = 0;
@@ -1926,7 +1798,7 @@ bc_status bc_catalog_hold_place(bc_redis *r, const char *ref, bc_hold_reason rea
         st = recording_state_fail(rep, ref, err);
     else if (v != V_OK || !bc_reply_i64(rep->element[1], &made) ||
              !parse_hold(rep->element + 2, out))
-        st = parse_fail(S_HOLD_PLACE, err);
+        st = bc_script_set_parse_fail(&scripts, S_HOLD_PLACE, err);
     else if (created != NULL)
         *created = made == 1;
 cleanup:
@@ -1948,7 +1820,7 @@ static bc_status release_state_fail(const redisReply *rep, const char *id, bc_er
                        "hold %s belongs to open access request %s: closing "
                        "the request releases it",
                        id, rid);
-    return parse_fail(S_HOLD_RELEASE, err);
+    return bc_script_set_parse_fail(&scripts, S_HOLD_RELEASE, err);
 }
 
 bc_status bc_catalog_hold_release(bc_redis *r, const char *hold_id, const char *released_by,
@@ -1971,8 +1843,8 @@ bc_status bc_catalog_hold_release(bc_redis *r, const char *hold_id, const char *
     bc_script_args_str(&a, released_by);
     bc_script_args_str(&a, note);
     bc_script_args_int(&a, now_ms);
-    verdict v = V_OK;
-    st = script_call(r, S_HOLD_RELEASE, &a, 1 + HF_COUNT, &rep, &v, err);
+    int v = V_OK;
+    st = bc_script_set_call(&scripts, r, S_HOLD_RELEASE, &a, 1 + HF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
@@ -1980,7 +1852,7 @@ bc_status bc_catalog_hold_release(bc_redis *r, const char *hold_id, const char *
     else if (v == V_STATE)
         st = release_state_fail(rep, hold_id, err);
     else if (v != V_OK || !parse_hold(rep->element + 1, out))
-        st = parse_fail(S_HOLD_RELEASE, err);
+        st = bc_script_set_parse_fail(&scripts, S_HOLD_RELEASE, err);
 cleanup:
     call_done(&a, rep);
     return st;
@@ -1996,14 +1868,14 @@ bc_status bc_catalog_hold_get(bc_redis *r, const char *hold_id, bc_hold *out, bc
     if (st != BC_OK)
         goto cleanup;
     bc_script_args_str(&a, hold_id);
-    verdict v = V_OK;
-    st = script_call(r, S_HOLD_GET, &a, 1 + HF_COUNT, &rep, &v, err);
+    int v = V_OK;
+    st = bc_script_set_call(&scripts, r, S_HOLD_GET, &a, 1 + HF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
         st = bc_fail(err, BC_ERR_NOT_FOUND, "hold %s does not exist", hold_id);
     else if (v != V_OK || !parse_hold(rep->element + 1, out))
-        st = parse_fail(S_HOLD_GET, err);
+        st = bc_script_set_parse_fail(&scripts, S_HOLD_GET, err);
 cleanup:
     call_done(&a, rep);
     return st;
@@ -2095,12 +1967,12 @@ static bc_status matches_deliver(const redisReply *rep, size_t at, script_id id,
 {
     size_t n = 0;
     if (!bc_reply_count(rep, at, MATCH_STRIDE, &n) || rep->elements != at + 1 + n * MATCH_STRIDE)
-        return parse_fail(id, err);
+        return bc_script_set_parse_fail(&scripts, id, err);
     bool go_on = fn != NULL;
     for (size_t i = 0; i < n; i++) {
         bc_request_match m;
         if (!parse_match(rep->element + at + 1 + i * MATCH_STRIDE, &m))
-            return parse_fail(id, err);
+            return bc_script_set_parse_fail(&scripts, id, err);
         if (go_on)
             go_on = fn(&m, userdata);
     }
@@ -2130,12 +2002,12 @@ bc_status bc_catalog_request_register(bc_redis *r, bc_access_request *req, int64
     bc_script_args_str(&a, req->registered_by);
     bc_script_args_int(&a, req->deadline);
     bc_script_args_int(&a, now_ms);
-    verdict v = V_OK;
-    st = script_call(r, S_REQ_REGISTER, &a, 2 + QF_COUNT, &rep, &v, err);
+    int v = V_OK;
+    st = bc_script_set_call(&scripts, r, S_REQ_REGISTER, &a, 2 + QF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v != V_OK || !parse_request(rep->element + 1, req)) {
-        st = parse_fail(S_REQ_REGISTER, err);
+        st = bc_script_set_parse_fail(&scripts, S_REQ_REGISTER, err);
         goto cleanup;
     }
     st = matches_deliver(rep, 1 + QF_COUNT, S_REQ_REGISTER, fn, userdata, err);
@@ -2149,10 +2021,10 @@ static bc_status request_one(bc_redis *r, script_id id, bc_script_args *a, const
                              bc_access_request *out, bc_error *err)
 {
     redisReply *rep = NULL;
-    verdict v = V_OK;
+    int v = V_OK;
     int64_t at = 0;
     char when[32];
-    bc_status st = script_call(r, id, a, 1 + QF_COUNT, &rep, &v, err);
+    bc_status st = bc_script_set_call(&scripts, r, id, a, 1 + QF_COUNT, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND) {
@@ -2168,7 +2040,7 @@ static bc_status request_one(bc_redis *r, script_id id, bc_script_args *a, const
         st = bc_fail(err, BC_ERR_INVAL, "access request %s: the new deadline is not after %s", rid,
                      when);
     } else if (v != V_OK || out == NULL || !parse_request(rep->element + 1, out)) {
-        st = parse_fail(id, err);
+        st = bc_script_set_parse_fail(&scripts, id, err);
     }
 cleanup:
     if (rep != NULL)
@@ -2210,14 +2082,14 @@ bc_status bc_catalog_request_matches(bc_redis *r, const char *id, bc_catalog_mat
     if (st != BC_OK)
         goto cleanup;
     bc_script_args_str(&a, id);
-    verdict v = V_OK;
-    st = script_call(r, S_REQ_MATCHES, &a, 2, &rep, &v, err);
+    int v = V_OK;
+    st = bc_script_set_call(&scripts, r, S_REQ_MATCHES, &a, 2, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
         st = bc_fail(err, BC_ERR_NOT_FOUND, "access request %s does not exist", id);
     else if (v != V_OK)
-        st = parse_fail(S_REQ_MATCHES, err);
+        st = bc_script_set_parse_fail(&scripts, S_REQ_MATCHES, err);
     else
         st = matches_deliver(rep, 1, S_REQ_MATCHES, fn, userdata, err);
 cleanup:
@@ -2267,8 +2139,8 @@ bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answ
     bc_script_args_str(&a, answer);
     bc_script_args_str(&a, by);
     bc_script_args_int(&a, now_ms);
-    verdict v = V_OK;
-    st = script_call(r, S_REQ_CLOSE, &a, 2, &rep, &v, err);
+    int v = V_OK;
+    st = bc_script_set_call(&scripts, r, S_REQ_CLOSE, &a, 2, &rep, &v, err);
     if (st != BC_OK)
         goto cleanup;
     int64_t at = 0;
@@ -2281,13 +2153,13 @@ bc_status bc_catalog_request_close(bc_redis *r, const char *id, const char *answ
         st = bc_fail(err, BC_ERR_STATE, "access request %s was closed at %s", id, when);
     } else if (v != V_OK || !bc_reply_count(rep, 1, HF_COUNT, &n) ||
                rep->elements != 2 + n * HF_COUNT) {
-        st = parse_fail(S_REQ_CLOSE, err);
+        st = bc_script_set_parse_fail(&scripts, S_REQ_CLOSE, err);
     }
     bool go_on = fn != NULL;
     for (size_t i = 0; st == BC_OK && i < n; i++) {
         bc_hold h;
         if (!parse_hold(rep->element + 2 + i * HF_COUNT, &h))
-            st = parse_fail(S_REQ_CLOSE, err);
+            st = bc_script_set_parse_fail(&scripts, S_REQ_CLOSE, err);
         else if (go_on)
             go_on = fn(&h, userdata);
     }
@@ -2388,7 +2260,7 @@ static bool parse_key(redisReply *const *e, bc_key_record *k)
     bool ok = bc_reply_str(e[KF_KEY_ID], k->key_id, sizeof(k->key_id)) &&
               bc_reply_str(e[KF_PUBLIC], k->public_b64, sizeof(k->public_b64)) &&
               bc_reply_i64(e[KF_CREATED_AT], &k->created_at) &&
-              name_index(e[KF_STATUS], key_status_names, 3, &status) &&
+              bc_reply_name(e[KF_STATUS], key_status_names, 3, &status) &&
               bc_reply_i64(e[KF_RETIRED_AT], &k->retired_at) &&
               bc_reply_i64(e[KF_DESTROYED_AT], &k->destroyed_at) &&
               bc_reply_str(e[KF_CAMPAIGN], k->campaign, sizeof(k->campaign)) &&
@@ -2443,14 +2315,14 @@ static bc_status key_id_check(const char *key_id, bc_error *err)
 static bc_status key_call(bc_redis *r, script_id id, bc_script_args *a, size_t at, const char *what,
                           bc_key_record *out, redisReply **rep, bc_error *err)
 {
-    verdict v = V_OK;
-    bc_status st = script_call(r, id, a, at + KF_COUNT, rep, &v, err);
+    int v = V_OK;
+    bc_status st = bc_script_set_call(&scripts, r, id, a, at + KF_COUNT, rep, &v, err);
     if (st != BC_OK)
         return st;
     if (v == V_NOT_FOUND)
         return bc_fail(err, BC_ERR_NOT_FOUND, "%s does not exist", what);
     if (v == V_OK && out != NULL && !parse_key((*rep)->element + at, out))
-        return parse_fail(id, err);
+        return bc_script_set_parse_fail(&scripts, id, err);
     return BC_OK;
 }
 
@@ -2476,8 +2348,9 @@ bc_status bc_catalog_recording_key_record(bc_redis *r, const char *key_id, const
     bc_script_args_str(&a, campaign);
     bc_script_args_str(&a, by);
     bc_script_args_int(&a, now_ms);
-    verdict v = V_OK;
-    if ((st = script_call(r, S_KEY_RECORD, &a, 2 + KF_COUNT, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_KEY_RECORD, &a, 2 + KF_COUNT, &rep, &v, err)) !=
+        BC_OK)
         goto cleanup;
     if (v == V_STATE) {
         st = bc_fail(err, BC_ERR_STATE, "recording key %s is recorded already", key_id);
@@ -2485,7 +2358,7 @@ bc_status bc_catalog_recording_key_record(bc_redis *r, const char *key_id, const
     }
     int64_t made = 0;
     if (v != V_OK || !bc_reply_i64(rep->element[1], &made) || !parse_key(rep->element + 2, out)) {
-        st = parse_fail(S_KEY_RECORD, err);
+        st = bc_script_set_parse_fail(&scripts, S_KEY_RECORD, err);
         goto cleanup;
     }
     if (created != NULL)
@@ -2501,11 +2374,11 @@ static bc_status keys_deliver(const redisReply *rep, size_t at, script_id id, bc
 {
     size_t n = 0;
     if (!bc_reply_count(rep, at, KF_COUNT, &n))
-        return parse_fail(id, err);
+        return bc_script_set_parse_fail(&scripts, id, err);
     for (size_t i = 0; i < n; i++) {
         bc_key_record k;
         if (!parse_key(rep->element + at + 1 + i * KF_COUNT, &k))
-            return parse_fail(id, err);
+            return bc_script_set_parse_fail(&scripts, id, err);
         if (fn != NULL && !fn(&k, userdata))
             break;
     }
@@ -2539,13 +2412,13 @@ bc_status bc_catalog_recording_keys_adopt(bc_redis *r, const char *const *key_id
         bc_script_args_str(&a, key_ids[i]);
         bc_script_args_str(&a, publics[i]);
     }
-    verdict v = V_OK;
-    if ((st = script_call(r, S_KEY_ADOPT, &a, 3, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_KEY_ADOPT, &a, 3, &rep, &v, err)) != BC_OK)
         goto cleanup;
     int64_t unrecorded = 0;
     if (v != V_OK || !bc_reply_i64(rep->element[rep->elements - 1], &unrecorded) ||
         unrecorded < 0) {
-        st = parse_fail(S_KEY_ADOPT, err);
+        st = bc_script_set_parse_fail(&scripts, S_KEY_ADOPT, err);
         goto cleanup;
     }
     if (left != NULL)
@@ -2600,11 +2473,11 @@ bc_status bc_catalog_recording_keys_list(bc_redis *r, bc_catalog_key_fn fn, void
     bc_status st = bc_script_args_init(&a, 0, err);
     if (st != BC_OK)
         goto cleanup;
-    verdict v = V_OK;
-    if ((st = script_call(r, S_KEYS_LIST, &a, 2, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_KEYS_LIST, &a, 2, &rep, &v, err)) != BC_OK)
         goto cleanup;
     st = v == V_OK ? keys_deliver(rep, 1, S_KEYS_LIST, fn, userdata, err)
-                   : parse_fail(S_KEYS_LIST, err);
+                   : bc_script_set_parse_fail(&scripts, S_KEYS_LIST, err);
 cleanup:
     call_done(&a, rep);
     return st;
@@ -2664,15 +2537,16 @@ bc_status bc_catalog_recording_key_destroy_begin(bc_redis *r, const char *key_id
     if ((st = bc_script_args_init(&a, 1, err)) != BC_OK)
         goto cleanup;
     bc_script_args_str(&a, key_id);
-    verdict v = V_OK;
-    if ((st = script_call(r, S_KEY_DESTROY_BEGIN, &a, 1 + KF_COUNT, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_KEY_DESTROY_BEGIN, &a, 1 + KF_COUNT, &rep, &v,
+                                 err)) != BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
         st = bc_fail(err, BC_ERR_NOT_FOUND, "recording key %s does not exist", key_id);
     else if (v == V_STATE)
         st = destroy_blocked(rep, key_id, err);
     else if (v != V_OK || !parse_key(rep->element + 1, out))
-        st = parse_fail(S_KEY_DESTROY_BEGIN, err);
+        st = bc_script_set_parse_fail(&scripts, S_KEY_DESTROY_BEGIN, err);
 cleanup:
     call_done(&a, rep);
     return st;
@@ -2690,15 +2564,16 @@ bc_status bc_catalog_recording_key_destroyed(bc_redis *r, const char *key_id, in
         goto cleanup;
     bc_script_args_str(&a, key_id);
     bc_script_args_int(&a, now_ms);
-    verdict v = V_OK;
-    if ((st = script_call(r, S_KEY_DESTROYED, &a, 1 + KF_COUNT, &rep, &v, err)) != BC_OK)
+    int v = V_OK;
+    if ((st = bc_script_set_call(&scripts, r, S_KEY_DESTROYED, &a, 1 + KF_COUNT, &rep, &v, err)) !=
+        BC_OK)
         goto cleanup;
     if (v == V_NOT_FOUND)
         st = bc_fail(err, BC_ERR_NOT_FOUND, "recording key %s does not exist", key_id);
     else if (v == V_STATE)
         st = bc_fail(err, BC_ERR_STATE, "recording key %s: its destruction was not begun", key_id);
     else if (v != V_OK || (out != NULL && !parse_key(rep->element + 1, out)))
-        st = parse_fail(S_KEY_DESTROYED, err);
+        st = bc_script_set_parse_fail(&scripts, S_KEY_DESTROYED, err);
 cleanup:
     call_done(&a, rep);
     return st;
@@ -2718,13 +2593,13 @@ bc_status bc_catalog_key_index_build(bc_redis *r, bool *built, bc_error *err)
             bc_script_args_int(&a, (int64_t)offset);
             bc_script_args_int(&a, KEY_INDEX_PAGE);
         }
-        verdict v = V_OK;
+        int v = V_OK;
         int64_t more = 0, before = 0;
         if (st == BC_OK)
-            st = script_call(r, S_KEY_INDEX, &a, 3, &rep, &v, err);
+            st = bc_script_set_call(&scripts, r, S_KEY_INDEX, &a, 3, &rep, &v, err);
         if (st == BC_OK && (v != V_OK || !bc_reply_i64(rep->element[1], &more) ||
                             !bc_reply_i64(rep->element[2], &before)))
-            st = parse_fail(S_KEY_INDEX, err);
+            st = bc_script_set_parse_fail(&scripts, S_KEY_INDEX, err);
         call_done(&a, rep);
         if (st != BC_OK || before == 1)
             return st;

@@ -1,31 +1,22 @@
 /*
  * main.c - bodycam-vault: the option table and the daemon skeleton.
  */
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "common/daemon.h"
-#include "proto/topic.h"
 #include "vault/vault.h"
 
 static vault v;
 
-#define STR(field) v.cfg.field, sizeof(v.cfg.field)
-#define INT(field) &v.cfg.field, 0
+#define STR(field) BC_DAEMON_STR(v.cfg, field)
+#define INT(field) BC_DAEMON_INT(v.cfg, field)
 
 static const bc_config_option options[] = {
     {"instance", BC_CFG_STRING, 0, VAULT_INSTANCE_MAX, "1", STR(instance), NULL,
      "this instance's name, fixed across restarts: stream consumer vault-<instance> (its "
      "pending entries) and status key; [A-Za-z0-9_-]. Run one vault per vault_dir"},
-    {"redis_host", BC_CFG_STRING, 0, 0, "127.0.0.1", STR(redis_host), NULL, "Redis address"},
-    {"redis_port", BC_CFG_INT, 1, 65535, "6379", INT(redis_port), NULL, "Redis port"},
-    {"redis_timeout_ms", BC_CFG_INT, 10, 600000, "5000", INT(redis_timeout_ms), "ms",
-     "Redis connect and command timeout"},
-    {"backoff_min_ms", BC_CFG_INT, 1, 600000, "100", INT(backoff_min_ms), "ms",
-     "first Redis reconnection delay cap (full jitter)"},
-    {"backoff_max_ms", BC_CFG_INT, 1, 3600000, "10000", INT(backoff_max_ms), "ms",
-     "largest Redis reconnection delay cap"},
+    BC_DAEMON_OPTIONS_REDIS(v.cfg, "5000"),
+    BC_DAEMON_OPTIONS_BACKOFF(v.cfg),
     {"batch", BC_CFG_INT, 1, 10000, "256", INT(batch), NULL,
      "upload stream entries read at once (each up to 64 KiB of recording; one fsync per "
      "batch)"},
@@ -84,38 +75,28 @@ static const bc_config_option options[] = {
     {"delete_processed", BC_CFG_BOOL, 0, 1, "true", INT(delete_processed), NULL,
      "XDEL upload entries once staged durably (the recording bytes would otherwise stay in "
      "Redis memory)"},
-    {"stats_interval_s", BC_CFG_INT, 1, 86400, "60", INT(stats_interval_s), "s",
-     "a statistics log line every this long"},
-    {"log_level", BC_CFG_STRING, 0, 0, "info", STR(log_level), NULL, "debug, info, warn or error"},
+    BC_DAEMON_OPTION_STATS(v.cfg),
+    BC_DAEMON_OPTION_LOG_LEVEL(v.cfg),
 };
-
-static bc_status check_dir(const char *option, const char *path, int mode, bc_error *err)
-{
-    if (access(path, mode) != 0)
-        return bc_fail(err, BC_ERR_INVAL, "option '%s': '%s' is not accessible", option, path);
-    return BC_OK;
-}
 
 static bc_status check(void *ctx, bc_error *err)
 {
     const vault_config *c = &((vault *)ctx)->cfg;
-    if (!bc_id_valid(c->instance) || strlen(c->instance) > VAULT_INSTANCE_MAX)
-        return bc_fail(err, BC_ERR_INVAL, "option 'instance': '%s' is not [A-Za-z0-9_-]{1,32}",
-                       c->instance);
-    if (c->backoff_max_ms < c->backoff_min_ms)
-        return bc_fail(err, BC_ERR_INVAL, "option 'backoff_max_ms' is below 'backoff_min_ms'");
+    bc_status st;
+    if ((st = bc_daemon_check_instance(c->instance, VAULT_INSTANCE_MAX, err)) != BC_OK ||
+        (st = bc_daemon_check_backoff(c->backoff_min_ms, c->backoff_max_ms, err)) != BC_OK)
+        return st;
     if (c->tombstone_days < c->retention_days)
         return bc_fail(err, BC_ERR_INVAL,
                        "option 'tombstone_days' is below 'retention_days': an access request "
                        "could find neither the recording nor the proof of its purge");
-    bc_status st;
     int dir_mode = R_OK | W_OK | X_OK; /* the vault adds and destroys recording keys */
-    if ((st = check_dir("recording_key_dir", c->recording_key_dir, dir_mode, err)) != BC_OK ||
-        (st = check_dir("master_key_file", c->master_key_file, R_OK, err)) != BC_OK ||
-        (st = check_dir("receipt_key_file", c->receipt_key_file, R_OK, err)) != BC_OK ||
-        (st = check_dir("command_key_file", c->command_key_file, R_OK, err)) != BC_OK)
+    if ((st = bc_daemon_check_access("recording_key_dir", c->recording_key_dir, dir_mode, err)) !=
+            BC_OK ||
+        (st = bc_daemon_check_access("master_key_file", c->master_key_file, R_OK, err)) != BC_OK ||
+        (st = bc_daemon_check_access("receipt_key_file", c->receipt_key_file, R_OK, err)) != BC_OK)
         return st;
-    return BC_OK;
+    return bc_daemon_check_access("command_key_file", c->command_key_file, R_OK, err);
 }
 
 static int run(void *ctx)

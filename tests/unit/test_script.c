@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "common/script.h"
+#include "common/script_set.h"
 #include "test_util.h"
 
 static bc_test_redis srv;
@@ -171,6 +172,96 @@ static void test_uninitialised_and_no_room(void **state)
     assert_int_equal(bc_script_append(&conn, &s, 2, argv, lens, &err), BC_ERR_INVAL);
 }
 
+/* ---- script sets (common/script_set) ---- */
+
+enum { D_ADD, D_MISSING, D_ODD, D_COUNT };
+
+static const bc_script_src demo_src[D_COUNT] = {
+    [D_ADD] = {"add", "return {'ok', tostring(twice(tonumber(ARGV[1]))), NAMES[2]}\n"},
+    [D_MISSING] = {"missing", "return {'not_found', ARGV[1]}\n"},
+    [D_ODD] = {"odd", "return {'weird'}\n"},
+};
+
+static const char *const demo_names[] = {"a", "b", "c"};
+
+/* Longer than the text's first allocation, so that it has to grow. */
+static void demo_prelude(bc_script_text *t)
+{
+    bc_script_text_list(t, "NAMES", demo_names, 3);
+    bc_script_text_add(t, "-- %0*d\n", 6000, 7);
+    bc_script_text_add(t, "local function twice(x) return x * 2 end\n");
+}
+
+static const bc_reply_word demo_words[] = {{"not_found", 2}};
+
+static bc_script_set demo =
+    BC_SCRIPT_SET_INIT("demo", demo_src, D_COUNT, demo_prelude, demo_words, 1);
+
+static bc_script_args args_of(size_t cap, const char *first)
+{
+    bc_script_args a;
+    assert_int_equal(bc_script_args_init(&a, cap, NULL), BC_OK);
+    if (first != NULL)
+        bc_script_args_str(&a, first);
+    return a;
+}
+
+static void test_set_runs_by_id_with_the_prelude(void **state)
+{
+    (void)state;
+    bc_error err;
+    redisReply *rep = NULL;
+    int v = -1;
+    bc_script_args a = args_of(1, "7");
+    assert_int_equal(bc_script_set_call(&demo, &conn, D_ADD, &a, 3, &rep, &v, &err), BC_OK);
+    assert_null(a.v); /* the call freed the arguments */
+    assert_int_equal(v, 0);
+    assert_string_equal(rep->element[1]->str, "14");
+    assert_string_equal(rep->element[2]->str, "b");
+    assert_true(demo.run[D_ADD].source_len > 6000);
+    freeReplyObject(rep);
+
+    a = args_of(1, "x");
+    assert_int_equal(bc_script_set_call(&demo, &conn, D_MISSING, &a, 1, &rep, &v, &err), BC_OK);
+    assert_int_equal(v, 1);
+    freeReplyObject(rep);
+}
+
+static void test_set_refuses_what_does_not_fit(void **state)
+{
+    (void)state;
+    bc_error err;
+    redisReply *rep = NULL;
+    int v = -1;
+    /* a word it does not know */
+    bc_script_args a = args_of(0, NULL);
+    assert_int_equal(bc_script_set_call(&demo, &conn, D_ODD, &a, 1, &rep, &v, &err), BC_ERR_PARSE);
+    assert_null(rep);
+    assert_non_null(strstr(err.text, "demo script odd"));
+    /* an 'ok' shorter than the caller needs */
+    a = args_of(1, "1");
+    assert_int_equal(bc_script_set_call(&demo, &conn, D_ADD, &a, 4, &rep, &v, &err), BC_ERR_PARSE);
+    assert_null(rep);
+    /* more arguments than room: not sent, and freed */
+    a = args_of(1, "1");
+    bc_script_args_str(&a, "2");
+    assert_int_equal(bc_script_set_call(&demo, &conn, D_ADD, &a, 3, &rep, &v, &err),
+                     BC_ERR_TOO_BIG);
+    assert_null(a.v);
+    assert_null(rep);
+    assert_int_equal(bc_script_set_parse_fail(&demo, D_ADD, &err), BC_ERR_PARSE);
+    assert_non_null(strstr(err.text, "demo script add"));
+}
+
+static void test_set_load_caches_every_script(void **state)
+{
+    (void)state;
+    bc_error err;
+    assert_int_equal(bc_script_set_load(&demo, &conn, &err), BC_OK);
+    for (size_t i = 0; i < D_COUNT; i++)
+        assert_true(cached(bc_script_set_get(&demo, i)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +270,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_needs_the_script_loaded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_error_is_returned_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uninitialised_and_no_room, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_runs_by_id_with_the_prelude, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_refuses_what_does_not_fit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_load_caches_every_script, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
