@@ -271,6 +271,12 @@ static const char prelude[] =
     "end\n"
     /* a camera that took the version while the rollout aborts with rollback
      * goes back to its from_version, if a manifest for it was signed */
+    /* whether the camera took the version in this rollout (one that ran it
+     * already is updated with from_version = version: nothing to undo) */
+    "local function took(id, e)\n"
+    "  return (e.st == 'updated' or e.st == 'installed') and\n"
+    "    e.from ~= redis.call('HGET', rk(id), 'version')\n"
+    "end\n"
     "local function revert(id, dev, e, now)\n"
     "  local m = cjson.decode(redis.call('HGET', rk(id), 'rollback_manifests') or '{}')\n"
     "  if e.from ~= '' and m[e.from] then\n"
@@ -284,8 +290,9 @@ static const char prelude[] =
     "  end\n"
     "end\n"
     "local function after(id, dev, e, now)\n"
-    "  if (e.st == 'installed' or e.st == 'updated') and\n"
-    "     redis.call('HGET', rk(id), 'state') == 'aborting' then revert(id, dev, e, now) end\n"
+    "  if took(id, e) and redis.call('HGET', rk(id), 'state') == 'aborting' then\n"
+    "    revert(id, dev, e, now)\n"
+    "  end\n"
     "  if e.st == 'failed' or e.st == 'rolled_back' then halt_check(id, e.w, dev, now) end\n"
     "  progress(id, now)\n"
     "end\n"
@@ -483,7 +490,7 @@ static const char act_src[] =
     "      local all = redis.call('HGETALL', ck(id))\n"
     "      for i = 1, #all, 2 do\n"
     "        local e = parse(all[i + 1])\n"
-    "        if e and (e.st == 'updated' or e.st == 'installed') and not m[e.from] then\n"
+    "        if e and took(id, e) and not m[e.from] then\n"
     "          return {'state', 'no_manifest', all[i], e.from}\n"
     "        end\n"
     "      end\n"
@@ -492,8 +499,7 @@ static const char act_src[] =
     "        'aborted with rollback', 'rollback_manifests', rb, 'next_wave_at', '0')\n"
     "      for i = 1, #all, 2 do\n"
     "        local e = parse(all[i + 1])\n"
-    "        if e and (e.st == 'updated' or e.st == 'installed') then revert(id, all[i], e, now) "
-    "end\n"
+    "        if e and took(id, e) then revert(id, all[i], e, now) end\n"
     "      end\n"
     "      progress(id, now)\n"
     "    end\n"

@@ -1018,11 +1018,14 @@ static bool collect_from(const bc_rollout_camera *cam, void *userdata)
     bool busy = cam->status == BC_FW_OFFERED || cam->status == BC_FW_DOWNLOADING;
     if (!took && !busy)
         return true;
-    if (cam->from_version[0] == '\0' || strcmp(cam->from_version, f->rollout_version) == 0) {
+    /* it ran the version before the rollout: nothing to undo (the abort
+     * script leaves it alone) */
+    if (strcmp(cam->from_version, f->rollout_version) == 0)
+        return true;
+    if (cam->from_version[0] == '\0') {
         if (!took)
             return true;
-        /* it ran the version before the rollout (or nobody knows what it
-         * ran): there is nothing to go back to */
+        /* nobody knows what it ran: there is nothing to go back to */
         snprintf(f->problem_device, sizeof(f->problem_device), "%s", cam->device);
         f->problem = BC_ERR_STATE;
         return false;
@@ -1094,8 +1097,8 @@ static int collect_rollback(ctl *c, const char *id, from_versions *f, bc_rollout
         return ctl_fail(c, st, "%s: %s", c->what, err.text);
     if (f->problem == BC_ERR_STATE)
         return ctl_fail(c, BC_ERR_STATE,
-                        "%s: camera %s ran %s before this rollout (or its earlier version is "
-                        "unknown): there is nothing to roll it back to; abort without --rollback",
+                        "%s: the version camera %s ran before %s is unknown: there is nothing "
+                        "to roll it back to; abort without --rollback",
                         c->what, f->problem_device, r->version);
     if (f->problem != BC_OK)
         return ctl_fail(c, f->problem, "%s: cameras came from more than %d versions", c->what,
