@@ -30,6 +30,8 @@ version and how its self test goes after the switch (pass, fail, crash).
   crash at start      1.4.0 crashes the agent at its trial boot; restarted (as
                       a watchdog would), the camera is back on its previous
                       slot and reports fw_rolled_back
+  abort --rollback    two cameras that took 1.6.0 go back to 1.1.0 (a signed
+                      rollback manifest; the image is still in the other slot)
 """
 
 import os
@@ -41,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from agent_helpers import Observer, agent_kill, agent_restart, press_ok, status  # noqa: E402
 from bodycam_test import check, project_binary, run, run_checks, wait_for  # noqa: E402
+from fleet_health_helpers import retained_summary  # noqa: E402
 from firmware_helpers import (camera_entry, firmware, make_image, rollout_status,  # noqa: E402
                               wait_camera, wait_rollout)
 from vault_helpers import as_dict, rc  # noqa: E402
@@ -136,6 +139,11 @@ def check_canary_waves(stack):
     r = rollout_status(stack, rid)
     check(r.get("current_wave") == 1 and r.get("wave_started_at", 0) >= canary_done,
           f"wave 2 started before the canary confirmed: {r}")
+    # the dashboard's view: the fleet summary carries the rollout's progress
+    summary = retained_summary(stack, lambda m: m.get("rollout_cameras") == 5
+                               and m.get("rollout_updated", 0) >= 3, timeout=15)
+    check(summary.get("rollouts_active") == 1 and summary.get("rollout_waves") == 2
+          and summary.get("rollout_wave") == 2, f"summary {summary}")
     check(camera_entry(stack, rid, recording)["status"] == "pending",
           f"{recording} offered while recording: {camera_entry(stack, rid, recording)}")
     check(camera_entry(stack, rid, offline)["status"] == "pending", "offline camera offered")
@@ -248,6 +256,31 @@ def check_crash_at_start(stack):
     abort(stack, rid)
 
 
+def check_abort_rollback(stack):
+    devs, away = ["cam-002", "cam-003"], "cam-004"
+    publish(stack, "1.6.0")
+    agent_kill(stack, away, "TERM")  # keeps the rollout from being done
+    wait_for(lambda: record(stack, away).get("online") == "0", 20, f"{away} offline")
+    rid = start(stack, "1.6.0", "--camera", devs[0], "--camera", devs[1], "--camera", away,
+                "--waves", "100")
+    for dev in devs:
+        wait_camera(stack, rid, dev, "updated", timeout=60)
+        wait_fw(stack, dev, "1.6.0")
+    # the operator changes their mind: back to what each camera ran before
+    out = firmware(stack, "abort", rid, "--rollback")
+    check(out, "abort --rollback printed nothing")
+    for dev in devs:
+        e = wait_camera(stack, rid, dev, ("reverted", "failed"), timeout=60)
+        check(e["status"] == "reverted", f"{dev}: {e}")
+        wait_fw(stack, dev, "1.1.0")
+    wait_rollout(stack, rid, "aborted", state="aborted", timeout=30)
+    check(camera_entry(stack, rid, away)["status"] == "pending", "the offline camera moved")
+    agent_restart(stack, away)
+    wait_for(lambda: record(stack, away).get("online") == "1", 20, f"{away} online")
+    time.sleep(1)  # a few offer passes: an aborted rollout offers nothing
+    check(fw_of(stack, away) == "1.1.0", f"{away} runs {fw_of(stack, away)}")
+
+
 if __name__ == "__main__":
     sys.exit(run_checks([
         ("a tampered image is refused by the camera's SHA-256 check", check_tampered),
@@ -257,4 +290,6 @@ if __name__ == "__main__":
         ("a bad version rolls back on the canary and halts the rollout", check_bad_version),
         ("an agent killed mid-update starts and completes it", check_killed_mid_update),
         ("a version that crashes at start goes back to the previous slot", check_crash_at_start),
+        ("abort --rollback takes the cameras back to their previous version",
+         check_abort_rollback),
     ], cameras=5, extra_args=["--agents", "--agent-set", "health_interval_s=1"]))
