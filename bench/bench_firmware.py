@@ -55,6 +55,9 @@ PROGRAM = "bench_firmware"
 QUICK_CAMERAS = 100
 OFFER_MAX_PER_S = 500
 SAMPLE_S = 0.5
+# a camera is offered only once fleet-health knows its battery (its first
+# health report): every 10 s, as issue 12's realistic traffic
+HEALTH_INTERVAL_S = 10
 DELIVERED = ("installed", "updated")
 UNFINISHED = ("pending", "offered", "downloading", "installed")
 
@@ -66,7 +69,7 @@ class FwRun(br.Run):
         os.environ["BODYCAM_FIRMWARE_ROLLOUT_SET"] = " ".join([
             f"offer_max_per_s={OFFER_MAX_PER_S}", "offer_interval_ms=50",
             "scan_interval_ms=250"])
-        os.environ["BODYCAM_FLEET_HEALTH_SET"] = f"health_interval_s={br.HEALTH_INTERVAL_S}"
+        os.environ["BODYCAM_FLEET_HEALTH_SET"] = f"health_interval_s={HEALTH_INTERVAL_S}"
         ba.log(f"starting a stack in {self.b.dir}")
         self.b.stack_start()
         if "firmware_rollout" not in self.b.info:
@@ -79,7 +82,8 @@ class FwRun(br.Run):
         pub = self.b.info["keys"]["firmware"]["public"]
         # read by Run.fleet_up for every agent process
         br.AGENT_SETS = br.AGENT_SETS + [f"firmware_pubkey={pub}", "fw_confirm_s=2",
-                                         "fw_trial_timeout_s=600", "fw_chunk_timeout_s=60"]
+                                         "fw_trial_timeout_s=600", "fw_chunk_timeout_s=60",
+                                         f"health_interval_s={HEALTH_INTERVAL_S}"]
 
     def image(self, version, mib):
         path = os.path.join(self.b.dir, f"fw-{version}.img")
@@ -106,8 +110,9 @@ class FwRun(br.Run):
 def broker_sample(b):
     pid = b.broker_pid()
     st = ba.proc_status(pid)
+    agents = sum(ba.proc_cpu_ticks(p.pid) for p in b.procs.values() if p.poll() is None)
     return {"t": time.monotonic(), "rss_kb": st.get("VmRSS", 0),
-            "cpu_ticks": ba.proc_cpu_ticks(pid)}
+            "cpu_ticks": ba.proc_cpu_ticks(pid), "agent_ticks": agents}
 
 
 def follow(run, rid, n, timeout):
@@ -133,11 +138,11 @@ def follow(run, rid, n, timeout):
         time.sleep(SAMPLE_S)
 
 
-def cpu_pct(samples):
+def cpu_pct(samples, key="cpu_ticks"):
     if len(samples) < 2:
         return 0.0
     dt = samples[-1]["t"] - samples[0]["t"]
-    ticks = samples[-1]["cpu_ticks"] - samples[0]["cpu_ticks"]
+    ticks = samples[-1][key] - samples[0][key]
     return round(100.0 * ticks / ba.CLK_TCK / dt, 1) if dt > 0 else 0.0
 
 
@@ -146,6 +151,7 @@ def measure(run, args, result):
     n = args.cameras
     up = run.fleet_up(n, br.processes_for(n, args.processes))
     up["fleet_health_s"] = run.wait_fleet_health(n)
+    time.sleep(HEALTH_INTERVAL_S + 2)  # every camera's first health report (its battery)
     result["fleet"] = {k: v for k, v in up.items() if k not in ("started", "first", "last")}
     idle = broker_sample(run.b)
     result["broker_idle_rss_kb"] = idle["rss_kb"]
@@ -168,7 +174,8 @@ def measure(run, args, result):
     fleet = {"rollout": rid, "state": state, "counters": c, **marks,
              "broker_rss_before_kb": before["rss_kb"], "broker_rss_peak_kb": peak,
              "broker_rss_growth_kb": peak - before["rss_kb"],
-             "broker_cpu_pct": cpu_pct([before] + samples)}
+             "broker_cpu_pct": cpu_pct([before] + samples),
+             "agents_cpu_pct": cpu_pct([before] + samples, "agent_ticks")}
     if deliver_s:
         fleet["aggregate_mb_s"] = round(n * size / 1e6 / deliver_s, 1)
         base = result["baseline"].get("mb_s")
@@ -196,7 +203,8 @@ def markdown(result):
             f"| broker RSS idle with the fleet → peak | {r.get('broker_rss_before_kb')} → "
             f"{r.get('broker_rss_peak_kb')} KB (+{r.get('rss_growth_per_camera_kb')} KB per "
             "camera) |",
-            f"| broker CPU during the delivery | {r.get('broker_cpu_pct')} % |",
+            f"| CPU during the rollout: broker / simulated cameras | {r.get('broker_cpu_pct')} % "
+            f"/ {r.get('agents_cpu_pct')} % |",
             f"| final counters | {r.get('counters')} ({r.get('state')}) |"]
     if "error" in result:
         out += ["", f"**error**: {result['error']}"]

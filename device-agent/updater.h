@@ -70,6 +70,12 @@ bc_status bc_updater_open(const char *data_dir, EVP_PKEY *firmware_key, size_t w
 /* Frees memory; the files stay. NULL is a no-op. */
 void bc_updater_free(bc_updater *u);
 
+/* How much contiguous prefix is downloaded between two saved resume points
+ * (fsync of the data, then download.json): BC_UPDATER_CHECKPOINT_BYTES
+ * unless changed; < 1 is taken as 1 (every chunk). */
+#define BC_UPDATER_CHECKPOINT_BYTES (1024 * 1024)
+void bc_updater_set_checkpoint(bc_updater *u, int64_t bytes);
+
 /* Checks a manifest from a firmware command (cmd_id) against the version
  * running now, in this order: a firmware key is configured (BC_ERR_DENIED
  * "no firmware key"), the signature and the fields (bc_firmware_verify's
