@@ -666,6 +666,61 @@ def on_signal(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def fleet_bench_parser(program, doc, quick_help):
+    """The parser of a benchmark over a stack and a fleet of simulated cameras
+    (bench_rotation, bench_firmware) with the options they share before their
+    own: --build-dir, --json, --cameras, --quick (quick_help)."""
+    p = argparse.ArgumentParser(prog=program, description=doc.split("\n\n")[0],
+                                epilog="Exit status: 0 done, 1 failure, 2 usage.")
+    p.add_argument("--build-dir", default=os.environ.get("BODYCAM_BUILD_DIR")
+                   or os.path.join(REPO, "build"))
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--cameras", type=int, default=1000, help="simulated cameras (default 1000)")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    return p
+
+
+def add_fleet_agent_args(p, sim_default, sim_help):
+    """The options of the simulated cameras' processes after a benchmark's own:
+    --processes, --spread-ms-per-camera, --sim-data-dir (sim_default,
+    sim_help), --keep."""
+    p.add_argument("--processes", type=int, default=0,
+                   help="agent processes (default: as few as the descriptor limit allows)")
+    p.add_argument("--spread-ms-per-camera", type=float, default=1.0, metavar="MS",
+                   help="first connections of a process spread over its cameras * MS ms")
+    p.add_argument("--sim-data-dir", metavar="DIR", default=sim_default, help=sim_help)
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+
+
+def run_stack_bench(args, make_run, measure, render):
+    """The main of a benchmark over a stack (bench_rotation, bench_firmware):
+    make_run(args) builds the run (its .b the Bench), measure(run, args,
+    result) fills result, render(result) is the markdown printed; the result
+    is also written to args.json when given. Returns the exit status."""
+    signal.signal(signal.SIGTERM, on_signal)
+    raise_fd_limit()  # inherited by the stack (the broker) and the agents
+    result = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
+              "loadavg_start": loadavg(), "build_dir": os.path.abspath(args.build_dir)}
+    run = make_run(args)
+    status = 0
+    try:
+        measure(run, args, result)
+    except (Failure, KeyboardInterrupt, OSError, ValueError, KeyError,
+            subprocess.SubprocessError) as e:
+        result["error"] = f"{type(e).__name__}: {e}"
+        log(f"error: {e}")
+        status = 1
+    finally:
+        run.b.stop_all()
+        run.b.remove_dir()
+    result["loadavg_end"] = loadavg()
+    print(render(result), flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            f.write(json.dumps(result, indent=2) + "\n")
+    return status
+
+
 def main(argv):
     args = parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

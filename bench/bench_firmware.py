@@ -39,12 +39,8 @@ image: N x M MiB), unless --sim-data-dir says otherwise.
 Exit status: 0 done, 1 failure (what was measured is printed), 2 usage.
 """
 
-import argparse
 import json
 import os
-import pathlib
-import signal
-import subprocess
 import sys
 import time
 
@@ -115,7 +111,7 @@ def broker_sample(b):
             "cpu_ticks": ba.proc_cpu_ticks(pid), "agent_ticks": agents}
 
 
-def follow(run, rid, n, timeout):
+def follow(run, rid, n, timeout, interval=SAMPLE_S):
     """Samples the rollout and the broker until every camera is final."""
     started = time.monotonic()
     marks, samples = {}, []
@@ -135,7 +131,7 @@ def follow(run, rid, n, timeout):
             return marks, samples, c, state
         if time.monotonic() - started > timeout:
             raise ba.Failure(f"rollout {rid} not finished after {timeout} s: {c} ({state})")
-        time.sleep(SAMPLE_S)
+        time.sleep(interval)
 
 
 def cpu_pct(samples, key="cpu_ticks"):
@@ -159,7 +155,7 @@ def measure(run, args, result):
     size = run.image("1.1.0", args.image_mib)
     ba.log("(2) baseline: the image to one camera")
     rid = run.rollout("1.1.0", "--camera", ba.sim_id(1))
-    marks, samples, c, state = follow(run, rid, 1, 600)
+    marks, samples, c, state = follow(run, rid, 1, 600, interval=0.05)
     single_s = marks.get("all_delivered_s")
     result["baseline"] = {"rollout": rid, "state": state, "counters": c, **marks,
                           "mb_s": round(size / 1e6 / single_s, 1) if single_s else None}
@@ -212,20 +208,10 @@ def markdown(result):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0],
-                                epilog="Exit status: 0 done, 1 failure, 2 usage.")
-    p.add_argument("--build-dir", default=os.environ.get("BODYCAM_BUILD_DIR")
-                   or os.path.join(ba.REPO, "build"))
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--cameras", type=int, default=1000, help="simulated cameras (default 1000)")
-    p.add_argument("--quick", action="store_true", help=f"{QUICK_CAMERAS} cameras, 2 MiB")
+    p = ba.fleet_bench_parser(PROGRAM, __doc__, f"{QUICK_CAMERAS} cameras, 2 MiB")
     p.add_argument("--image-mib", type=int, default=8, help="image size in MiB (default 8)")
-    p.add_argument("--processes", type=int, default=0,
-                   help="agent processes (default: as few as the descriptor limit allows)")
-    p.add_argument("--spread-ms-per-camera", type=float, default=1.0, metavar="MS")
-    p.add_argument("--sim-data-dir", metavar="DIR", default=None,
-                   help="the simulated cameras' data dirs (default: the temp dir, on disk)")
-    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    ba.add_fleet_agent_args(p, None, "the simulated cameras' data dirs (default: the temp dir, "
+                            "on disk)")
     args = p.parse_args(argv)
     if args.quick:
         args.cameras, args.image_mib = QUICK_CAMERAS, 2
@@ -237,28 +223,7 @@ def parse_args(argv):
 
 
 def main(argv):
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, ba.on_signal)
-    ba.raise_fd_limit()
-    result = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
-              "loadavg_start": ba.loadavg(), "build_dir": os.path.abspath(args.build_dir)}
-    run = FwRun(args)
-    status = 0
-    try:
-        measure(run, args, result)
-    except (ba.Failure, KeyboardInterrupt, OSError, ValueError, KeyError,
-            subprocess.SubprocessError) as e:
-        result["error"] = f"{type(e).__name__}: {e}"
-        ba.log(f"error: {e}")
-        status = 1
-    finally:
-        run.b.stop_all()
-        run.b.remove_dir()
-    result["loadavg_end"] = ba.loadavg()
-    print(markdown(result), flush=True)
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return status
+    return ba.run_stack_bench(parse_args(argv), FwRun, measure, markdown)
 
 
 if __name__ == "__main__":

@@ -42,16 +42,12 @@ reconnects_max_per_s default): about 1.5-2 minutes; --quick: 200 cameras.
 Exit status: 0 done, 1 failure (what was measured is printed), 2 usage.
 """
 
-import argparse
 import collections
 import json
 import math
 import os
-import pathlib
 import re
 import resource
-import signal
-import subprocess
 import sys
 import time
 
@@ -433,23 +429,12 @@ def markdown(result):
 # ---------------------------------------------------------------- main
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0],
-                                epilog="Exit status: 0 done, 1 failure, 2 usage.")
-    p.add_argument("--build-dir", default=os.environ.get("BODYCAM_BUILD_DIR")
-                   or os.path.join(ba.REPO, "build"))
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--cameras", type=int, default=1000, help="simulated cameras (default 1000)")
-    p.add_argument("--quick", action="store_true", help=f"{QUICK_CAMERAS} cameras")
+    p = ba.fleet_bench_parser(PROGRAM, __doc__, f"{QUICK_CAMERAS} cameras")
     p.add_argument("--pace", type=int, default=20, help="campaign pace, cameras/s (default 20)")
-    p.add_argument("--processes", type=int, default=0,
-                   help="agent processes (default: as few as the descriptor limit allows)")
-    p.add_argument("--spread-ms-per-camera", type=float, default=1.0, metavar="MS",
-                   help="first connections of a process spread over its cameras * MS ms")
     p.add_argument("--rotation-set", action="append", default=[], metavar="NAME=VALUE",
                    help="a key-rotation option (repeatable; after the service defaults)")
-    p.add_argument("--sim-data-dir", metavar="DIR", default=ba.SIM_DATA_DEFAULT,
-                   help="the simulated cameras' data dirs (default /dev/shm)")
-    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    ba.add_fleet_agent_args(p, ba.SIM_DATA_DEFAULT,
+                            "the simulated cameras' data dirs (default /dev/shm)")
     args = p.parse_args(argv)
     if args.quick:
         args.cameras = QUICK_CAMERAS
@@ -485,28 +470,7 @@ def measure(run, args, result):
 
 
 def main(argv):
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, ba.on_signal)
-    ba.raise_fd_limit()  # inherited by the stack (the broker) and the agents
-    result = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
-              "loadavg_start": ba.loadavg(), "build_dir": os.path.abspath(args.build_dir)}
-    run = Run(args)
-    status = 0
-    try:
-        measure(run, args, result)
-    except (ba.Failure, KeyboardInterrupt, OSError, ValueError, KeyError,
-            subprocess.SubprocessError) as e:
-        result["error"] = f"{type(e).__name__}: {e}"
-        ba.log(f"error: {e}")
-        status = 1
-    finally:
-        run.b.stop_all()
-        run.b.remove_dir()
-    result["loadavg_end"] = ba.loadavg()
-    print(markdown(result), flush=True)
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return status
+    return ba.run_stack_bench(parse_args(argv), Run, measure, markdown)
 
 
 if __name__ == "__main__":

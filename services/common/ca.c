@@ -624,3 +624,16 @@ bc_status bc_ca_write_cert(const char *path, X509 *cert, bc_error *err)
     BIO_free(bio);
     return rc;
 }
+
+bc_status bc_ca_load_command_key(const char *path, EVP_PKEY **out, bc_error *err)
+{
+    bc_status st = bc_ca_load_key(path, out, err);
+    if (st != BC_OK)
+        return st;
+    if (EVP_PKEY_get_base_id(*out) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(*out);
+        *out = NULL;
+        return bc_fail(err, BC_ERR_INVAL, "command_key_file '%s' is not an Ed25519 key", path);
+    }
+    return BC_OK;
+}

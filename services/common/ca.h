@@ -96,6 +96,11 @@ bc_status bc_ca_load_cert(const char *path, X509 **out, bc_error *err);
 /* Loads any PEM private key (PKCS#8 or traditional). BC_ERR_IO / BC_ERR_PARSE. */
 bc_status bc_ca_load_key(const char *path, EVP_PKEY **out, bc_error *err);
 
+/* Loads the Ed25519 key a daemon signs its commands with (the option
+ * command_key_file). *out is the caller's (EVP_PKEY_free); NULL on error.
+ * BC_ERR_INVAL for another kind of key; else as bc_ca_load_key. */
+bc_status bc_ca_load_command_key(const char *path, EVP_PKEY **out, bc_error *err);
+
 /* Durable writes (see the top of this file). The private key is PKCS#8
  * PEM, mode 0600; the public key SubjectPublicKeyInfo PEM and the
  * certificate PEM, mode 0644. An existing file is replaced atomically.

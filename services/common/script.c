@@ -175,3 +175,25 @@ bc_status bc_script_args_run(bc_redis *r, const bc_script *s, bc_script_args *a,
         return st;
     return bc_script_run(r, s, (int)(BC_SCRIPT_ARGV_HEAD + a->n), a->v, a->len, out, err);
 }
+
+void bc_script_args_outbox(bc_script_args *a, const char *topic, const char *payload)
+{
+    bc_script_args_str(a, BC_STREAM_OUTBOX);
+    bc_script_args_str(a, BC_FIELD_TOPIC);
+    bc_script_args_str(a, BC_FIELD_PAYLOAD);
+    bc_script_args_str(a, BC_FIELD_QOS);
+    bc_script_args_str(a, BC_FIELD_RETAIN);
+    bc_script_args_str(a, topic);
+    bc_script_args_str(a, payload);
+}
+
+bool bc_script_line_valid(const char *s, size_t max)
+{
+    if (s == NULL || s[0] == '\0' || strlen(s) > max)
+        return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return false;
+    }
+    return true;
+}

@@ -60,6 +60,15 @@ bc_status bc_script_load(bc_redis *r, const bc_script *s, bc_error *err);
 
 /* ---- building a call's arguments ---- */
 
+/* Lua: a local function outbox_add(at) that XADDs the command whose
+ * bc_script_args_outbox arguments start at ARGV[at] (qos 1, not retained). */
+#define BC_SCRIPT_OUTBOX_LUA                                                                       \
+    "local function outbox_add(at)\n"                                                              \
+    "  redis.call('XADD', ARGV[at], '*', ARGV[at + 1], ARGV[at + 5], ARGV[at + 2], ARGV[at + "     \
+    "6],\n"                                                                                        \
+    "    ARGV[at + 3], '1', ARGV[at + 4], '0')\n"                                                  \
+    "end\n"
+
 #define BC_SCRIPT_ARG_NUM 24 /* an int64 in decimal with its sign and NUL */
 
 /* The argv and lens of a call, with the head slots reserved. Adding past
@@ -81,6 +90,14 @@ void bc_script_args_free(bc_script_args *a);
 void bc_script_args_str(bc_script_args *a, const char *s);
 void bc_script_args_int(bc_script_args *a, int64_t v);
 void bc_script_args_u64(bc_script_args *a, uint64_t v);
+/* Whether s is a one-line text argument a record keeps (an actor such as
+ * "operator:<name>"): not NULL, 1..max bytes, no control bytes. */
+bool bc_script_line_valid(const char *s, size_t max);
+/* The seven arguments of a command queued through the outbox in the same
+ * script: BC_STREAM_OUTBOX, its field names topic, payload, qos, retain,
+ * then topic and payload (both borrowed). The script's
+ * outbox_add(at) (BC_SCRIPT_OUTBOX_LUA) reads them from ARGV[at]. */
+void bc_script_args_outbox(bc_script_args *a, const char *topic, const char *payload);
 /* BC_ERR_TOO_BIG naming s when more than cap arguments were added. */
 bc_status bc_script_args_check(const bc_script *s, const bc_script_args *a, bc_error *err);
 /* bc_script_run with a's arguments. */

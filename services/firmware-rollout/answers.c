@@ -104,8 +104,8 @@ bc_stream_verdict fw_answers_event(const bc_stream_entry *entry, void *userdata)
     bc_rollout_answer a;
     bc_error err;
     bc_error_clear(&err);
-    bc_status st = bc_rollout_event(&s->cmd, e->device, bc_event_type_name(e->type), e->version,
-                                    e->detail, bc_clock_now_ms(), &a, &err);
+    bc_status st = bc_rollout_event(&s->loop.cmd, e->device, bc_event_type_name(e->type),
+                                    e->version, e->detail, bc_clock_now_ms(), &a, &err);
     bc_stream_verdict v = after(s, st, &err, e->device, &a, e->version);
     bc_message_free(&msg);
     return v;
@@ -126,8 +126,8 @@ bc_stream_verdict fw_answers_ack(const bc_stream_entry *entry, void *userdata)
     bc_rollout_answer a;
     bc_error err;
     bc_error_clear(&err);
-    bc_status st =
-        bc_rollout_ack(&s->cmd, k->cmd_id, k->device, k->ok, k->error, bc_clock_now_ms(), &a, &err);
+    bc_status st = bc_rollout_ack(&s->loop.cmd, k->cmd_id, k->device, k->ok, k->error,
+                                  bc_clock_now_ms(), &a, &err);
     if (st == BC_ERR_NOT_FOUND || st == BC_ERR_DENIED) {
         log_info("rollout | ack_foreign | device=%s cmd=%s reason=%s", k->device, k->cmd_id,
                  err.text);

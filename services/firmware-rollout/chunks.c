@@ -38,7 +38,7 @@ static bool collect(const bc_rollout_retained *x, void *userdata)
 static bc_status chunks_out(fw_service *s, const char *version, bool clear, bc_error *err)
 {
     bc_image img;
-    bc_status st = bc_image_get(&s->cmd, version, &img, err);
+    bc_status st = bc_image_get(&s->loop.cmd, version, &img, err);
     if (st != BC_OK)
         return st;
     for (int64_t n = 0; st == BC_OK && n < img.manifest.chunks; n++) {
@@ -47,9 +47,9 @@ static bc_status chunks_out(fw_service *s, const char *version, bool clear, bc_e
         size_t len = 0;
         st = bc_topic_firmware_chunk(topic, sizeof(topic), version, (unsigned)n);
         if (st == BC_OK && !clear)
-            st = bc_image_chunk(&s->cmd, version, n, &data, &len, err);
+            st = bc_image_chunk(&s->loop.cmd, version, n, &data, &len, err);
         if (st == BC_OK)
-            st = bc_outbox_add_bin(&s->cmd, topic, data, len, 1, true, err);
+            st = bc_outbox_add_bin(&s->loop.cmd, topic, data, len, 1, true, err);
         free(data);
     }
     return st;
@@ -73,8 +73,8 @@ static bc_status one(fw_service *s, const bc_rollout_retained *x, int64_t now)
         }
     }
     if (st == BC_OK)
-        st = clear ? bc_rollout_chunks_cleared(&s->cmd, x->id, &err)
-                   : bc_rollout_chunks_published(&s->cmd, x->id, now, &err);
+        st = clear ? bc_rollout_chunks_cleared(&s->loop.cmd, x->id, &err)
+                   : bc_rollout_chunks_published(&s->loop.cmd, x->id, now, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         fw_redis_failed(s, "chunks", &err);
         return st;
@@ -98,7 +98,7 @@ void fw_chunks_pass(fw_service *s)
     memset(&l, 0, sizeof(l));
     bc_error err;
     bc_error_clear(&err);
-    if (bc_rollout_retained_list(&s->cmd, collect, &l, &err) != BC_OK) {
+    if (bc_rollout_retained_list(&s->loop.cmd, collect, &l, &err) != BC_OK) {
         fw_redis_failed(s, "chunks", &err);
         return;
     }

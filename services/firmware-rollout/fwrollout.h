@@ -3,8 +3,9 @@
  * how they meet.
  *
  *   main.c     the option table and the daemon skeleton
- *   service.c  the one-thread poll() loop over two stream consumers (event,
- *              ack; group "firmware-rollout"), the timers, status, stats
+ *   service.c  the timers, status and stats of the one-thread poll() loop
+ *              over two stream consumers (event, ack; group
+ *              "firmware-rollout"), which is common/consumer_loop.h
  *   offers.c   the paced offer pass (bc_rollout_next, then a signed
  *              firmware command per camera through the outbox, marked in
  *              the same script) and the time pass (bc_rollout_tick), the
@@ -25,6 +26,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/consumer_loop.h"
 #include "common/stream.h"
 #include "firmware-rollout/rollout.h"
 
@@ -52,18 +54,11 @@ typedef struct fw_stats {
 
 typedef struct fw_service {
     fw_config cfg;
-    bc_redis cmd; /* rollouts, outbox, status */
-    bc_redis links[FW_STREAMS];
-    bc_stream_consumer consumers[FW_STREAMS];
+    bc_consumer_loop loop; /* cmd: rollouts, outbox, status; the event and ack consumers */
     EVP_PKEY *command_key;
     fw_stats stats;
-    bool cmd_failing;
-    bool failing[FW_STREAMS];
-    int64_t step_after_ms[FW_STREAMS];
-    bool offering; /* the last offer pass found a rollout to serve */
-    int64_t started_ms;
-    int64_t next_offer_ms, next_scan_ms, next_chunks_ms, next_stats_ms, next_status_ms;
-    uint64_t status_sum;
+    bool offering;                       /* the last offer pass found a rollout to serve */
+    int64_t next_offer_ms, next_scan_ms; /* monotonic */
 } fw_service;
 
 int fw_service_run(fw_service *s);

@@ -37,7 +37,7 @@ static const char commit_src[] =
     "redis.call('ZADD', '" VERSIONS_KEY "', ARGV[8], ARGV[1])\n"
     "return {'ok', 0}\n";
 
-static bc_status sha256_hex(const uint8_t *data, size_t len, char out[BC_SHA256_HEX_LEN + 1])
+bc_status bc_image_sha256_hex(const uint8_t *data, size_t len, char out[BC_SHA256_HEX_LEN + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -63,7 +63,7 @@ static bc_status publish_check(const bc_firmware_manifest *m, const uint8_t *dat
         return bc_fail(err, BC_ERR_INVAL, "the image has %zu bytes, its manifest says %lld", len,
                        (long long)m->size);
     char sha[BC_SHA256_HEX_LEN + 1];
-    if ((st = sha256_hex(data, len, sha)) != BC_OK)
+    if ((st = bc_image_sha256_hex(data, len, sha)) != BC_OK)
         return bc_fail(err, st, "SHA-256 of the image failed");
     if (strcmp(sha, m->sha256) != 0)
         return bc_fail(err, BC_ERR_INVAL, "the image's SHA-256 %s is not the manifest's %s", sha,

@@ -36,6 +36,10 @@ typedef struct bc_image {
     char published_by[BC_IMAGE_ACTOR_MAX + 1];
 } bc_image;
 
+/* The SHA-256 of data (len bytes) in lowercase hex, as a manifest's sha256.
+ * BC_ERR_CRYPTO when OpenSSL fails. */
+bc_status bc_image_sha256_hex(const uint8_t *data, size_t len, char out[BC_SHA256_HEX_LEN + 1]);
+
 /* Publishes the image data (len bytes) with its signed manifest m (not a
  * rollback manifest): checks that m is valid and signed and that len and
  * the SHA-256 of data match it (BC_ERR_INVAL saying which), writes the

@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/alert_out.h"
 #include "common/clock.h"
 #include "common/command_out.h"
 #include "common/log.h"
@@ -35,24 +36,16 @@
 
 static bc_status raise_halted(fw_service *s, const char *rollout, const bc_rollout_happening *x)
 {
-    bc_message msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.kind = BC_TOPIC_FLEET_ALERTS;
-    bc_msg_alert *a = &msg.alert;
-    a->ts = bc_clock_now_ms();
+    bc_msg_alert alert;
+    memset(&alert, 0, sizeof(alert));
+    bc_msg_alert *a = &alert;
     snprintf(a->id, sizeof(a->id), "rollout-%s-halted", rollout);
     snprintf(a->device, sizeof(a->device), "%s", x->device);
     a->kind = BC_ALERT_ROLLOUT_HALTED;
-    a->status = BC_ALERT_RAISED;
     snprintf(a->detail, sizeof(a->detail), "rollout %s halted: %s", rollout, x->detail);
-    char *payload = NULL;
-    char topic[BC_TOPIC_MAX + 1];
     bc_error err;
     bc_error_clear(&err);
-    bc_status st = bc_message_encode_fleet(&msg, topic, sizeof(topic), &payload, &err);
-    if (st == BC_OK)
-        st = bc_outbox_add(&s->cmd, topic, payload, 1, false, &err);
-    free(payload);
+    bc_status st = bc_alert_out_raise(&s->loop.cmd, a, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         fw_redis_failed(s, "alert", &err);
         return st;
@@ -152,7 +145,7 @@ static bc_status offer_one(fw_service *s, const char *rollout, const char *devic
                           .now_ms = now,
                           .deadline_ms = now + timeout_s * 1000};
     bool marked = false;
-    st = bc_rollout_mark_offered(&s->cmd, &o, &marked, &err);
+    st = bc_rollout_mark_offered(&s->loop.cmd, &o, &marked, &err);
     free(payload);
     if (st == BC_ERR_UNAVAILABLE) {
         fw_redis_failed(s, "offer", &err);
@@ -185,7 +178,7 @@ static bc_status manifest_for(fw_service *s, const bc_rollout_next_result *nx, s
     }
     if (*rollbacks == NULL) {
         char *json = NULL;
-        bc_status st = bc_rollout_rollback_manifests(&s->cmd, rollout, &json, err);
+        bc_status st = bc_rollout_rollback_manifests(&s->loop.cmd, rollout, &json, err);
         if (st != BC_OK)
             return st;
         *rollbacks = cJSON_Parse(json);
@@ -204,13 +197,13 @@ static bc_status offer_rollout(fw_service *s, const char *rollout, bool *any)
     static bc_image img;
     bc_error err;
     bc_error_clear(&err);
-    bc_status st = bc_rollout_get(&s->cmd, rollout, &ro, &err);
+    bc_status st = bc_rollout_get(&s->loop.cmd, rollout, &ro, &err);
     if (st == BC_OK && ro.state != BC_ROLLOUT_RUNNING && ro.state != BC_ROLLOUT_ABORTING)
         return BC_OK;
     if (st == BC_OK && ro.state == BC_ROLLOUT_RUNNING)
-        st = bc_image_get(&s->cmd, ro.version, &img, &err);
+        st = bc_image_get(&s->loop.cmd, ro.version, &img, &err);
     if (st == BC_OK)
-        st = bc_rollout_next(&s->cmd, rollout, bc_clock_now_ms(), BC_ROLLOUT_NEXT_MAX,
+        st = bc_rollout_next(&s->loop.cmd, rollout, bc_clock_now_ms(), BC_ROLLOUT_NEXT_MAX,
                              s->cfg.offer_max_per_s, s->cfg.scan_interval_ms, &nx, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         fw_redis_failed(s, "next", &err);
@@ -244,7 +237,7 @@ void fw_offers_pass(fw_service *s, bool *any)
     bc_error err;
     bc_error_clear(&err);
     *any = false;
-    if (bc_rollout_active_ids(&s->cmd, collect, &l, &err) != BC_OK) {
+    if (bc_rollout_active_ids(&s->loop.cmd, collect, &l, &err) != BC_OK) {
         fw_redis_failed(s, "rollouts", &err);
         return;
     }
@@ -264,12 +257,12 @@ void fw_offers_tick(fw_service *s)
     memset(&l, 0, sizeof(l));
     bc_error err;
     bc_error_clear(&err);
-    if (bc_rollout_active_ids(&s->cmd, collect, &l, &err) != BC_OK) {
+    if (bc_rollout_active_ids(&s->loop.cmd, collect, &l, &err) != BC_OK) {
         fw_redis_failed(s, "rollouts", &err);
         return;
     }
     for (size_t i = 0; i < l.n; i++) {
-        bc_status st = bc_rollout_tick(&s->cmd, l.ids[i], bc_clock_now_ms(), &h, &err);
+        bc_status st = bc_rollout_tick(&s->loop.cmd, l.ids[i], bc_clock_now_ms(), &h, &err);
         if (st == BC_ERR_UNAVAILABLE) {
             fw_redis_failed(s, "tick", &err);
             return;

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "common/rate.h"
+#include "common/registry_lua.h"
 #include "common/reply.h"
 #include "common/script_set.h"
 
@@ -100,6 +101,7 @@ enum {
     RF_ID,
     RF_VERSION,
     RF_STATE,
+    RF_REASON,
     RF_CREATED_AT,
     RF_CREATED_BY,
     RF_TARGET,
@@ -114,7 +116,6 @@ enum {
     RF_CAMERA_TIMEOUT_S,
     RF_MIN_BATTERY_PCT,
     RF_ROLLBACK,
-    RF_REASON,
     RF_FINISHED_AT,
     RF_CHUNKS_PUBLISHED_AT,
     RF_TOTAL,
@@ -122,9 +123,11 @@ enum {
     RF_COUNT = RF_COUNTERS + BC_FW_STATUS_COUNT
 };
 
+/* in the order bodycamctl shows them (bc_rollout_hash_field) */
 static const char *const rec_fields[RF_COUNTERS] = {"id",
                                                     "version",
                                                     "state",
+                                                    "reason",
                                                     "created_at",
                                                     "created_by",
                                                     "target",
@@ -139,7 +142,6 @@ static const char *const rec_fields[RF_COUNTERS] = {"id",
                                                     "camera_timeout_s",
                                                     "min_battery_pct",
                                                     "rollback",
-                                                    "reason",
                                                     "finished_at",
                                                     "chunks_published_at",
                                                     "total"};
@@ -309,7 +311,7 @@ static const char prelude[] =
     "    for i = 1, #c do v[#v + 1] = c[i] or '0' end\n"
     "  end\n"
     "  return v\n"
-    "end\n" BC_RATE_LUA;
+    "end\n" BC_RATE_LUA BC_SCRIPT_OUTBOX_LUA BC_REGISTRY_LUA;
 
 /* 1 version  2 created_by  3 now  4 target (all|list)  5 mode (pct|lists)
  * 6 wait_s  7 success_pct  8 max_failure_pct  9 approve  10 camera_timeout_s
@@ -329,10 +331,8 @@ static const char create_src[] =
     "local ndev = tonumber(ARGV[at])\n"
     "local list, waveof, seen = {}, {}, {}\n"
     "local function check(d)\n"
-    "  local st = redis.call('HGET', P .. 'device:' .. d, 'status')\n"
-    "  if not st or redis.call('SISMEMBER', P .. 'devices', d) == 0 then\n"
-    "    return {'not_found', 'registered camera', d}\n"
-    "  end\n"
+    "  local st = reg_status(d)\n"
+    "  if not st then return {'not_found', 'registered camera', d} end\n"
     "  if st ~= 'active' then return {'state', 'status', d, st} end\n"
     "end\n"
     "local function take_dev(d, w)\n"
@@ -354,11 +354,7 @@ static const char create_src[] =
     "    if bad then return bad end\n"
     "  end\n"
     "else\n"
-    "  for _, d in ipairs(redis.call('SMEMBERS', P .. 'devices')) do\n"
-    "    if redis.call('HGET', P .. 'device:' .. d, 'status') == 'active' then\n"
-    "      list[#list + 1] = d\n"
-    "    end\n"
-    "  end\n"
+    "  list = reg_active()\n"
     "end\n"
     "if #list == 0 then return {'state', 'empty', '', ''} end\n"
     "local id = 'R' .. s(redis.call('INCR', P .. 'rollout:next'))\n"
@@ -591,8 +587,7 @@ static const char mark_src[] =
     "redis.call('ZADD', ik(id), ARGV[5], dev)\n"
     "redis.call('HSET', xk(cmd), 'rollout', id, 'device', dev)\n"
     "redis.call('EXPIRE', xk(cmd), ARGV[6])\n"
-    "redis.call('XADD', ARGV[7], '*', ARGV[8], ARGV[12], ARGV[9], ARGV[13], ARGV[10], '1',\n"
-    "  ARGV[11], '0')\n"
+    "outbox_add(7)\n"
     "return {'ok'}\n";
 
 /* 1 device  2 type  3 version  4 detail  5 now.
@@ -679,9 +674,8 @@ static const char tick_src[] =
     "  local cw, wc = num(id, 'current_wave'), num(id, 'wave_count')\n"
     "  local w = cw + 1\n"
     "  if w > wc - 1 then w = wc - 1 end\n"
-    "  for _, d in ipairs(redis.call('SMEMBERS', P .. 'devices')) do\n"
-    "    if redis.call('HEXISTS', ck(id), d) == 0 and\n"
-    "       redis.call('HGET', P .. 'device:' .. d, 'status') == 'active' then\n"
+    "  for _, d in ipairs(reg_active()) do\n"
+    "    if redis.call('HEXISTS', ck(id), d) == 0 then\n"
     "      redis.call('HSET', ck(id), d, s(w) .. '|pending||' .. s(now) .. '||')\n"
     "      for _, f in ipairs({'total', 'pending', wn(w, 'total'), wn(w, 'pending')}) do\n"
     "        redis.call('HINCRBY', rk(id), f, 1)\n"
@@ -781,6 +775,18 @@ static void script_prelude(bc_script_text *t)
     bc_script_text_list(t, "ST", status_names, BC_FW_STATUS_COUNT);
     bc_script_text_add(t, "local SLACK = %d\nlocal PACE = '%s'\n%s", BC_ROLLOUT_RATE_SLACK_MS,
                        BC_ROLLOUT_PACE_KEY, prelude);
+}
+
+const char *bc_rollout_hash_field(size_t i)
+{
+    static const char *const json[] = {"waves", "rollback_manifests"};
+    if (i < RF_COUNTERS)
+        return rec_fields[i];
+    i -= RF_COUNTERS;
+    if (i < BC_FW_STATUS_COUNT)
+        return status_names[i];
+    i -= BC_FW_STATUS_COUNT;
+    return i < COUNT(json) ? json[i] : NULL;
 }
 
 /* ---- reading replies ---- */
@@ -937,17 +943,6 @@ static bool parse_happenings(const redisReply *rep, size_t at, bc_rollout_happen
 
 /* ---- creating and reading ---- */
 
-static bool actor_valid(const char *s)
-{
-    if (s == NULL || s[0] == '\0' || strlen(s) > BC_ROLLOUT_ACTOR_MAX)
-        return false;
-    for (const char *p = s; *p != '\0'; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return false;
-    }
-    return true;
-}
-
 static bc_status check_pcts(const bc_rollout_spec *s, bc_error *err)
 {
     if (s->pct_count < 1 || s->pct_count > BC_ROLLOUT_WAVES_MAX || s->pcts == NULL)
@@ -982,7 +977,7 @@ static bc_status create_check(const bc_rollout_spec *s, bc_error *err)
 {
     if (s == NULL || s->version == NULL || !bc_version_valid(s->version))
         return bc_fail(err, BC_ERR_INVAL, "a rollout needs a firmware version (dotted digits)");
-    if (!actor_valid(s->created_by))
+    if (!bc_script_line_valid(s->created_by, BC_ROLLOUT_ACTOR_MAX))
         return bc_fail(err, BC_ERR_INVAL,
                        "created_by is empty, too long or has a control "
                        "character");
@@ -1300,13 +1295,7 @@ bc_status bc_rollout_mark_offered(bc_redis *r, const bc_rollout_offer *o, bool *
     bc_script_args_int(&a, o->now_ms);
     bc_script_args_int(&a, o->deadline_ms);
     bc_script_args_int(&a, BC_ROLLOUT_CMD_TTL_S);
-    bc_script_args_str(&a, BC_STREAM_OUTBOX);
-    bc_script_args_str(&a, BC_FIELD_TOPIC);
-    bc_script_args_str(&a, BC_FIELD_PAYLOAD);
-    bc_script_args_str(&a, BC_FIELD_QOS);
-    bc_script_args_str(&a, BC_FIELD_RETAIN);
-    bc_script_args_str(&a, o->topic);
-    bc_script_args_str(&a, o->payload);
+    bc_script_args_outbox(&a, o->topic, o->payload);
     redisReply *rep = NULL;
     int v = V_OK;
     if ((st = bc_script_set_call(&scripts, r, S_MARK, &a, 1, &rep, &v, err)) != BC_OK)

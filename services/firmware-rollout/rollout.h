@@ -74,6 +74,11 @@ typedef enum bc_fw_status {
 /* Names ("running", "pending", ...); "?" outside the enum. */
 const char *bc_rollout_state_name(bc_rollout_state s);
 const char *bc_fw_status_name(bc_fw_status s);
+/* Field i of the rollout hash bodycam:rollout:<id> in the order it is shown
+ * (bodycamctl): the record, the status counters, then waves and
+ * rollback_manifests (JSON); NULL past the last. Per-wave counters
+ * (w<n>_<status>) are not listed. */
+const char *bc_rollout_hash_field(size_t i);
 bool bc_rollout_state_active(bc_rollout_state s);
 
 /* Whether id looks like a rollout id ("R" and 1..30 digits). */

@@ -71,7 +71,7 @@ static bc_stream_verdict handle_ack(rotation *r, const bc_msg_ack *ack)
     bc_campaign_cmd c;
     bc_error err;
     bc_error_clear(&err);
-    bc_status st = bc_campaign_cmd_get(&r->cmd, ack->cmd_id, &c, &err);
+    bc_status st = bc_campaign_cmd_get(&r->loop.cmd, ack->cmd_id, &c, &err);
     if (st == BC_ERR_NOT_FOUND) {
         r->stats.acks_foreign++;
         log_info("rotation | ack_unknown | device=%s cmd=%s (no campaign sent it, or it "

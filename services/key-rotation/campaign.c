@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "common/rate.h"
+#include "common/registry_lua.h"
 #include "common/reply.h"
 #include "common/script_set.h"
 
@@ -211,7 +212,7 @@ static const char prelude[] =
     "  end\n"
     "end\n"
     /* the pace buckets: peek() and take() (common/rate.h) */
-    BC_RATE_LUA;
+    BC_RATE_LUA BC_SCRIPT_OUTBOX_LUA BC_REGISTRY_LUA;
 
 /* 1 kind  2 pace  3 created_by  4 now  5 initial state  6 vault-control
  * stream ('' = none)  7..9 its field names op, campaign, by  10 op value
@@ -222,11 +223,7 @@ static const char create_src[] =
     "local n = tonumber(ARGV[11])\n"
     "local list = {}\n"
     "if n == 0 then\n"
-    "  for _, d in ipairs(redis.call('SMEMBERS', P .. 'devices')) do\n"
-    "    if redis.call('HGET', P .. 'device:' .. d, 'status') == 'active' then\n"
-    "      list[#list + 1] = d\n"
-    "    end\n"
-    "  end\n"
+    "  list = reg_active()\n"
     "  table.sort(list)\n"
     "else\n"
     "  local seen = {}\n"
@@ -234,10 +231,8 @@ static const char create_src[] =
     "    local d = ARGV[11 + i]\n"
     "    if not seen[d] then\n"
     "      seen[d] = true\n"
-    "      local st = redis.call('HGET', P .. 'device:' .. d, 'status')\n"
-    "      if not st or redis.call('SISMEMBER', P .. 'devices', d) == 0 then\n"
-    "        return {'not_found', d}\n"
-    "      end\n"
+    "      local st = reg_status(d)\n"
+    "      if not st then return {'not_found', d} end\n"
     "      if st ~= 'active' then return {'state', 'status', d, st} end\n"
     "      list[#list + 1] = d\n"
     "    end\n"
@@ -440,8 +435,7 @@ static const char mark_src[] =
     "redis.call('HSET', xk(cmd), 'campaign', id, 'device', dev, 'phase', phase,\n"
     "  'fingerprint', ARGV[6])\n"
     "redis.call('EXPIRE', xk(cmd), ARGV[9])\n"
-    "redis.call('XADD', ARGV[10], '*', ARGV[11], ARGV[15], ARGV[12], ARGV[16], ARGV[13], '1',\n"
-    "  ARGV[14], '0')\n"
+    "outbox_add(10)\n"
     "return {'ok'}\n";
 
 /* 1 cmd. {'ok', campaign, device, phase, fingerprint, kind, state, current,
@@ -648,17 +642,6 @@ static bc_status reply_campaign(const redisReply *rep, size_t at, script_id id, 
 
 /* ---- checks ---- */
 
-static bool actor_valid(const char *s)
-{
-    if (s == NULL || s[0] == '\0' || strlen(s) > BC_CAMPAIGN_ACTOR_MAX)
-        return false;
-    for (const char *p = s; *p != '\0'; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return false;
-    }
-    return true;
-}
-
 static bc_status check_id(const char *id, bc_error *err)
 {
     if (!bc_campaign_id_valid(id))
@@ -677,7 +660,7 @@ static bc_status create_check(const bc_campaign_spec *spec, bc_error *err)
     if (spec->pace_per_s < 1 || spec->pace_per_s > BC_CAMPAIGN_PACE_MAX)
         return bc_fail(err, BC_ERR_INVAL, "pace %lld is outside 1..%d cameras per second",
                        (long long)spec->pace_per_s, BC_CAMPAIGN_PACE_MAX);
-    if (!actor_valid(spec->created_by))
+    if (!bc_script_line_valid(spec->created_by, BC_CAMPAIGN_ACTOR_MAX))
         return bc_fail(err, BC_ERR_INVAL,
                        "created_by is empty, longer than %d or has a control character",
                        BC_CAMPAIGN_ACTOR_MAX);
@@ -1040,13 +1023,7 @@ bc_status bc_campaign_mark_sent(bc_redis *r, const bc_campaign_send *s, bool *ma
     bc_script_args_int(&a, s->now_ms);
     bc_script_args_int(&a, s->deadline_ms);
     bc_script_args_int(&a, BC_CAMPAIGN_CMD_TTL_S);
-    bc_script_args_str(&a, BC_STREAM_OUTBOX);
-    bc_script_args_str(&a, BC_FIELD_TOPIC);
-    bc_script_args_str(&a, BC_FIELD_PAYLOAD);
-    bc_script_args_str(&a, BC_FIELD_QOS);
-    bc_script_args_str(&a, BC_FIELD_RETAIN);
-    bc_script_args_str(&a, s->topic);
-    bc_script_args_str(&a, s->payload);
+    bc_script_args_outbox(&a, s->topic, s->payload);
     redisReply *rep = NULL;
     int v = V_OK;
     if ((st = bc_script_set_call(&scripts, r, S_MARK, &a, 1, &rep, &v, err)) != BC_OK)

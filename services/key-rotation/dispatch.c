@@ -99,7 +99,7 @@ static bc_status send_one(rotation *r, const char *campaign_id, const bc_campaig
                           .now_ms = now,
                           .deadline_ms = now + r->cfg.ack_timeout_s * 1000};
     bool marked = false;
-    st = bc_campaign_mark_sent(&r->cmd, &s, &marked, &err);
+    st = bc_campaign_mark_sent(&r->loop.cmd, &s, &marked, &err);
     free(payload);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "send", &err);
@@ -145,7 +145,7 @@ static bc_status send_campaign(rotation *r, const char *campaign_id)
     bc_error err;
     bc_error_clear(&err);
     bc_status st =
-        bc_campaign_next(&r->cmd, campaign_id, bc_clock_now_ms(), BC_CAMPAIGN_NEXT_MAX,
+        bc_campaign_next(&r->loop.cmd, campaign_id, bc_clock_now_ms(), BC_CAMPAIGN_NEXT_MAX,
                          r->cfg.send_max_per_s, r->cfg.offline_recheck_s * 1000, &nx, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "next", &err);
@@ -170,7 +170,7 @@ void rot_dispatch_send(rotation *r, bool *any)
     bc_error err;
     bc_error_clear(&err);
     *any = false;
-    bc_status st = bc_campaign_list(&r->cmd, true, collect_running, &l, &err);
+    bc_status st = bc_campaign_list(&r->loop.cmd, true, collect_running, &l, &err);
     if (st != BC_OK) {
         rot_redis_failed(r, "campaigns", &err);
         return;
@@ -225,8 +225,8 @@ static bc_status expire_campaign(rotation *r, const char *campaign_id)
     size_t n = 0;
     bc_error err;
     bc_error_clear(&err);
-    bc_status st =
-        bc_campaign_expired(&r->cmd, campaign_id, bc_clock_now_ms(), due, EXPIRED_MAX, &n, &err);
+    bc_status st = bc_campaign_expired(&r->loop.cmd, campaign_id, bc_clock_now_ms(), due,
+                                       EXPIRED_MAX, &n, &err);
     if (st != BC_OK) {
         if (st == BC_ERR_UNAVAILABLE)
             rot_redis_failed(r, "deadlines", &err);
@@ -247,7 +247,7 @@ void rot_dispatch_timeouts(rotation *r)
     memset(&l, 0, sizeof(l));
     bc_error err;
     bc_error_clear(&err);
-    if (bc_campaign_watched(&r->cmd, collect_watched, &l, &err) != BC_OK) {
+    if (bc_campaign_watched(&r->loop.cmd, collect_watched, &l, &err) != BC_OK) {
         rot_redis_failed(r, "campaigns", &err);
         return;
     }

@@ -38,6 +38,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/alert_out.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "key-rotation/rotation.h"
@@ -66,24 +67,16 @@ static void alert_id(const bc_msg_csr *csr, char id[BC_ID_MAX + 1])
 /* Raises identity_refused about the camera that sent csr. */
 static bc_status raise_alert(rotation *r, const bc_msg_csr *csr, const char *reason)
 {
-    bc_message msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.kind = BC_TOPIC_FLEET_ALERTS;
-    bc_msg_alert *a = &msg.alert;
-    a->ts = bc_clock_now_ms();
+    bc_msg_alert alert;
+    memset(&alert, 0, sizeof(alert));
+    bc_msg_alert *a = &alert;
     alert_id(csr, a->id);
     snprintf(a->device, sizeof(a->device), "%s", csr->device);
     a->kind = BC_ALERT_IDENTITY_REFUSED;
-    a->status = BC_ALERT_RAISED;
     snprintf(a->detail, sizeof(a->detail), "CSR refused: %s", reason);
-    char *payload = NULL;
-    char topic[BC_TOPIC_MAX + 1];
     bc_error err;
     bc_error_clear(&err);
-    bc_status st = bc_message_encode_fleet(&msg, topic, sizeof(topic), &payload, &err);
-    if (st == BC_OK)
-        st = bc_outbox_add(&r->cmd, topic, payload, 1, false, &err);
-    free(payload);
+    bc_status st = bc_alert_out_raise(&r->loop.cmd, a, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "alert", &err);
         return st;
@@ -124,7 +117,8 @@ bc_status rot_identity_withdraw(rotation *r, const char *device, const char *fin
     bc_error err;
     bc_error_clear(&err);
     bc_registry_change ch;
-    bc_status st = bc_registry_admin_remove_fingerprint(&r->cmd, device, fingerprint, &ch, &err);
+    bc_status st =
+        bc_registry_admin_remove_fingerprint(&r->loop.cmd, device, fingerprint, &ch, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "registry", &err);
         return st;
@@ -147,7 +141,7 @@ bc_status rot_identity_installed(rotation *r, const bc_campaign_cmd *c, const ch
     bc_registry_device dev;
     bc_error err;
     bc_error_clear(&err);
-    bc_status st = bc_registry_admin_device_get(&r->cmd, c->device, &dev, &err);
+    bc_status st = bc_registry_admin_device_get(&r->loop.cmd, c->device, &dev, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "registry", &err);
         return st;
@@ -169,7 +163,7 @@ bc_status rot_identity_installed(rotation *r, const bc_campaign_cmd *c, const ch
     for (size_t i = 0; i < dev.fingerprint_count; i++) {
         if (strcmp(hex[i], c->fingerprint) == 0)
             continue;
-        st = bc_registry_admin_remove_fingerprint(&r->cmd, c->device, hex[i], NULL, &err);
+        st = bc_registry_admin_remove_fingerprint(&r->loop.cmd, c->device, hex[i], NULL, &err);
         if (st == BC_ERR_UNAVAILABLE) {
             rot_redis_failed(r, "registry", &err);
             return st;
@@ -195,7 +189,7 @@ static bc_status check_registered(rotation *r, const char *device, char *reason,
     bc_registry_device dev;
     bc_error err;
     bc_error_clear(&err);
-    bc_status st = bc_registry_admin_device_get(&r->cmd, device, &dev, &err);
+    bc_status st = bc_registry_admin_device_get(&r->loop.cmd, device, &dev, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "registry", &err);
         return st;
@@ -230,7 +224,7 @@ static bc_stream_verdict install(rotation *r, const bc_msg_csr *csr, const bc_ca
         goto retry_later;
     }
     bc_registry_change ch;
-    bc_status st = bc_registry_admin_add_fingerprint(&r->cmd, c->device, fp, &ch, &err);
+    bc_status st = bc_registry_admin_add_fingerprint(&r->loop.cmd, c->device, fp, &ch, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "registry", &err);
         v = BC_STREAM_RETRY;
@@ -266,7 +260,7 @@ static bc_stream_verdict install(rotation *r, const bc_msg_csr *csr, const bc_ca
                           .now_ms = now,
                           .deadline_ms = now + r->cfg.ack_timeout_s * 1000};
     bool marked = false;
-    st = bc_campaign_mark_sent(&r->cmd, &s, &marked, &err);
+    st = bc_campaign_mark_sent(&r->loop.cmd, &s, &marked, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "install", &err);
         v = BC_STREAM_RETRY;
@@ -335,7 +329,7 @@ static bc_stream_verdict answer_request(rotation *r, const bc_msg_csr *csr,
     int64_t granted = 0;
     bc_error err;
     bc_error_clear(&err);
-    st = bc_campaign_rate_take(&r->cmd, ROT_RECONNECT_BUCKET, r->cfg.reconnects_max_per_s, 1,
+    st = bc_campaign_rate_take(&r->loop.cmd, ROT_RECONNECT_BUCKET, r->cfg.reconnects_max_per_s, 1,
                                bc_clock_now_ms(), &granted, &err);
     if (st != BC_OK) {
         rot_redis_failed(r, "reconnect budget", &err);
@@ -355,7 +349,7 @@ static bc_stream_verdict handle_csr(rotation *r, const bc_msg_csr *csr)
     bc_campaign_cmd c;
     bc_error err;
     bc_error_clear(&err);
-    bc_status st = bc_campaign_cmd_get(&r->cmd, csr->cmd_id, &c, &err);
+    bc_status st = bc_campaign_cmd_get(&r->loop.cmd, csr->cmd_id, &c, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "csr", &err);
         return BC_STREAM_RETRY;

@@ -3,9 +3,9 @@
  * they meet.
  *
  *   main.c      the option table and the daemon skeleton
- *   rotation.c  the one-thread poll() loop over two stream consumers (ack,
- *               csr; group "key-rotation"), the timers (send pass, ack
- *               deadlines, status, statistics)
+ *   rotation.c  the timers (send pass, ack deadlines) and counters of the
+ *               one-thread poll() loop over two stream consumers (ack, csr;
+ *               group "key-rotation"), which is common/consumer_loop.h
  *   dispatch.c  the paced send pass (bc_campaign_next, then a signed
  *               command per camera through the outbox, marked sent in the
  *               same script) and the ack deadlines (timeout -> pending)
@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "common/ca.h"
+#include "common/consumer_loop.h"
 #include "common/stream.h"
 #include "key-rotation/campaign.h"
 #include "proto/command.h"
@@ -79,19 +80,12 @@ typedef struct rot_stats {
 
 typedef struct rotation {
     rot_config cfg;
-    bc_redis cmd; /* campaigns, registry, outbox, status */
-    bc_redis links[ROT_STREAMS];
-    bc_stream_consumer consumers[ROT_STREAMS];
+    bc_consumer_loop loop; /* cmd: campaigns, registry, outbox, status; the ack and csr consumers */
     EVP_PKEY *command_key; /* signs rotate-recording-key and rotate-identity */
     bc_ca ca;              /* signs the cameras' new certificates */
     rot_stats stats;
-    bool cmd_failing;          /* a failure on cmd was logged: quiet until it works */
-    bool failing[ROT_STREAMS]; /* likewise per consumer */
-    int64_t step_after_ms[ROT_STREAMS];
-    bool running_campaigns; /* the last send pass found one running */
-    int64_t started_ms;
-    int64_t next_send_ms, next_scan_ms, next_stats_ms, next_status_ms; /* monotonic */
-    uint64_t status_sum;
+    bool running_campaigns;             /* the last send pass found one running */
+    int64_t next_send_ms, next_scan_ms; /* monotonic */
 } rotation;
 
 /* The loop; returns an exit code (0 after a stop request). */

@@ -32,6 +32,8 @@ version and how its self test goes after the switch (pass, fail, crash).
                       slot and reports fw_rolled_back
   abort --rollback    two cameras that took 1.6.0 go back to 1.1.0 (a signed
                       rollback manifest; the image is still in the other slot)
+  service killed      bodycam-firmware-rollout SIGKILLed mid-rollout and
+                      restarted: the rollout completes (its state is Redis)
 """
 
 import os
@@ -42,7 +44,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from agent_helpers import Observer, agent_kill, agent_restart, press_ok, status  # noqa: E402
-from bodycam_test import check, project_binary, run, run_checks, wait_for  # noqa: E402
+from bodycam_test import STACK_RUNNER, check, project_binary, run, run_checks, wait_for  # noqa: E402
 from fleet_health_helpers import retained_summary  # noqa: E402
 from firmware_helpers import (camera_entry, firmware, make_image, rollout_status,  # noqa: E402
                               wait_camera, wait_rollout)
@@ -281,6 +283,24 @@ def check_abort_rollback(stack):
     check(fw_of(stack, away) == "1.1.0", f"{away} runs {fw_of(stack, away)}")
 
 
+def check_service_killed(stack):
+    devs = ["cam-004", "cam-005"]
+    publish(stack, "1.7.0")
+    rid = start(stack, "1.7.0", "--camera", devs[0], "--camera", devs[1], "--waves", "100")
+    # the service dies mid-rollout (SIGKILL: no clean shutdown) and comes back:
+    # the rollout's state is in Redis, every step one script
+    wait_for(lambda: rollout_status(stack, rid).get("offered", 0)
+             + rollout_status(stack, rid).get("downloading", 0) > 0, 30, "a camera offered")
+    run([STACK_RUNNER, "kill", stack.dir, "firmware-rollout", "--signal", "KILL"])
+    time.sleep(1)
+    stack.restart("firmware-rollout")
+    for dev in devs:
+        wait_camera(stack, rid, dev, "updated", timeout=60)
+        wait_fw(stack, dev, "1.7.0")
+    r = wait_rollout(stack, rid, "done", state="done", timeout=30)
+    check(r.get("updated") == 2 and r.get("failed") == 0, f"counters {r}")
+
+
 if __name__ == "__main__":
     sys.exit(run_checks([
         ("a tampered image is refused by the camera's SHA-256 check", check_tampered),
@@ -292,4 +312,5 @@ if __name__ == "__main__":
         ("a version that crashes at start goes back to the previous slot", check_crash_at_start),
         ("abort --rollback takes the cameras back to their previous version",
          check_abort_rollback),
+        ("the service killed mid-rollout: restarted, the rollout completes", check_service_killed),
     ], cameras=5, extra_args=["--agents", "--agent-set", "health_interval_s=1"]))

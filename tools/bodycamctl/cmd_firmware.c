@@ -111,15 +111,6 @@ static int read_whole(ctl *c, const char *path, int64_t max, uint8_t **data, siz
     return CTL_EXIT_OK;
 }
 
-static bc_status sha256_hex(const uint8_t *data, size_t len, char out[BC_SHA256_HEX_LEN + 1])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return BC_ERR_CRYPTO;
-    return bc_hex_encode(md, mdlen, out, BC_SHA256_HEX_LEN + 1);
-}
-
 /* ---- rendering ---- */
 
 static void add_time(cJSON *o, const char *name, int64_t ms)
@@ -131,42 +122,11 @@ static void add_time(cJSON *o, const char *name, int64_t ms)
 }
 
 /* Fields of the rollout hash that are text even when they look like a
- * number (a version "2"), and the order fields are printed in. */
+ * number (a version "2"); the order fields are printed in is
+ * bc_rollout_hash_field's. */
 static const char *const text_fields[] = {"id",         "version", "state",
                                           "created_by", "target",  "reason"};
 static const char *const json_fields[] = {"waves", "rollback_manifests"};
-static const char *const field_order[] = {"id",
-                                          "version",
-                                          "state",
-                                          "reason",
-                                          "created_at",
-                                          "created_by",
-                                          "target",
-                                          "wave_count",
-                                          "current_wave",
-                                          "wave_started_at",
-                                          "next_wave_at",
-                                          "wait_s",
-                                          "success_pct",
-                                          "max_failure_pct",
-                                          "approve",
-                                          "camera_timeout_s",
-                                          "min_battery_pct",
-                                          "rollback",
-                                          "finished_at",
-                                          "chunks_published_at",
-                                          "total",
-                                          "pending",
-                                          "offered",
-                                          "downloading",
-                                          "installed",
-                                          "updated",
-                                          "failed",
-                                          "rolled_back",
-                                          "reverting",
-                                          "reverted",
-                                          "waves",
-                                          "rollback_manifests"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -181,11 +141,12 @@ static bool in_list(const char *name, const char *const *list, size_t n)
 
 static size_t rank_of(const char *name)
 {
-    for (size_t i = 0; i < COUNT(field_order); i++) {
-        if (strcmp(name, field_order[i]) == 0)
+    size_t i = 0;
+    for (const char *f; (f = bc_rollout_hash_field(i)) != NULL; i++) {
+        if (strcmp(name, f) == 0)
             return i;
     }
-    return COUNT(field_order);
+    return i;
 }
 
 /* Sorts pointers to the name elements of an HGETALL reply (each followed
@@ -404,7 +365,7 @@ static int manifest_sign(ctl *c, const publish_opts *o, const uint8_t *data, siz
     m->size = (int64_t)len;
     m->chunk_size = o->chunk_size;
     m->chunks = (m->size + m->chunk_size - 1) / m->chunk_size;
-    if (sha256_hex(data, len, m->sha256) != BC_OK)
+    if (bc_image_sha256_hex(data, len, m->sha256) != BC_OK)
         return ctl_fail(c, BC_ERR_CRYPTO, "%s: SHA-256 of %s failed", c->what, o->image);
     int code = load_signing_key(c, &key);
     if (code == CTL_EXIT_OK)
@@ -461,7 +422,7 @@ static int manifest_check(ctl *c, const publish_opts *o, const uint8_t *data, si
     } else if (m->size != (int64_t)len) {
         code = ctl_fail(c, BC_ERR_TAMPERED, "%s: %s has %zu bytes, its manifest says %" PRId64,
                         c->what, o->image, len, m->size);
-    } else if (sha256_hex(data, len, sha) != BC_OK) {
+    } else if (bc_image_sha256_hex(data, len, sha) != BC_OK) {
         code = ctl_fail(c, BC_ERR_CRYPTO, "%s: SHA-256 of %s failed", c->what, o->image);
     } else if (strcmp(sha, m->sha256) != 0) {
         code = ctl_fail(c, BC_ERR_TAMPERED, "%s: the SHA-256 of %s is %s, its manifest says %s",
