@@ -370,7 +370,12 @@ static const char create_src[] =
     "  for w = 0, maxw do if byw[w] then waves[#waves + 1] = byw[w] end end\n"
     "else\n"
     "  local key = {}\n"
-    "  for _, d in ipairs(list) do key[d] = redis.sha1hex(id .. '|' .. d) end\n"
+    /* online cameras first: a canary that is away would hold the first
+     * wave until it is back */
+    "  for _, d in ipairs(list) do\n"
+    "    local on = redis.call('HGET', P .. 'camera:' .. d, 'online') == '1'\n"
+    "    key[d] = (on and '0' or '1') .. redis.sha1hex(id .. '|' .. d)\n"
+    "  end\n"
     "  table.sort(list, function(a, b) return key[a] < key[b] end)\n"
     "  local n, prev = #list, 0\n"
     "  for i = 1, npct do\n"

@@ -237,10 +237,20 @@ static void test_waves_split(void **state)
     const char *two[] = {"cam-000", "cam-001"};
     s.devices = two;
     s.device_count = 2;
+    /* the canary is a camera that is online (cam-000 is away), whatever the hash */
+    CMD_OK("HSET", "bodycam:camera:cam-000", "online", "0");
     ro = create(&s, T0);
     assert_int_equal(ro.wave_count, 2);
     assert_int_equal(ro.waves[0].total, 1);
     assert_int_equal(ro.waves[1].total, 1);
+    for (int i = 0; i < 2; i++) {
+        redisReply *e = CMD("HGET", "bodycam:rollout:R2:cameras", two[i]);
+        assert_non_null(e);
+        assert_int_equal(e->type, REDIS_REPLY_STRING);
+        assert_true(strncmp(e->str, i == 0 ? "1|" : "0|", 2) == 0);
+        freeReplyObject(e);
+    }
+    CMD_OK("HSET", "bodycam:camera:cam-000", "online", "1");
     /* explicit lists */
     CMD_OK("DEL", "bodycam:rollouts:active");
     const char *wd[] = {"cam-003", "cam-004", "cam-005", "cam-003"};
