@@ -94,6 +94,50 @@ static bc_status existing(bc_redis *r, const char *version, const char *sha, boo
     return st;
 }
 
+/* Two operators publishing different images under one version at the same
+ * moment would interleave their chunks: the chunks are written under a
+ * claim (the SHA-256, SET NX, expiring after CLAIM_S so a crashed publisher
+ * does not block the version for good). The same image may write along. */
+#define CLAIM_S "600"
+
+static void claim_key(char *key, size_t size, const char *version)
+{
+    snprintf(key, size, "bodycam:firmware:%s:publishing", version);
+}
+
+static bc_status claim(bc_redis *r, const bc_firmware_manifest *m, bc_error *err)
+{
+    char key[KEY_MAX];
+    claim_key(key, sizeof(key), m->version);
+    const char *set[] = {"SET", key, m->sha256, "NX", "EX", CLAIM_S};
+    redisReply *rep = NULL;
+    bc_status st = bc_redis_command(r, 6, set, NULL, &rep, err);
+    bool taken = st == BC_OK && rep->type == REDIS_REPLY_NIL;
+    freeReplyObject(rep);
+    if (st != BC_OK || !taken)
+        return st;
+    const char *get[] = {"GET", key};
+    rep = NULL;
+    st = bc_redis_command(r, 2, get, NULL, &rep, err);
+    if (st == BC_OK && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, m->sha256) != 0)
+        st = bc_fail(err, BC_ERR_STATE,
+                     "another image (SHA-256 %.64s) is being published as version %s right now",
+                     rep->str, m->version);
+    freeReplyObject(rep);
+    return st;
+}
+
+static void release(bc_redis *r, const char *version)
+{
+    char key[KEY_MAX];
+    claim_key(key, sizeof(key), version);
+    const char *del[] = {"DEL", key};
+    redisReply *rep = NULL;
+    bc_error ignored;
+    (void)bc_redis_command(r, 2, del, NULL, &rep, &ignored); /* it expires anyway */
+    freeReplyObject(rep);
+}
+
 static bc_status write_chunks(bc_redis *r, const bc_firmware_manifest *m, const uint8_t *data,
                               bc_error *err)
 {
@@ -171,10 +215,18 @@ bc_status bc_image_publish(bc_redis *r, const bc_firmware_manifest *m, const uin
     bc_status st = publish_check(m, data, len, published_by, err);
     if (st == BC_OK)
         st = existing(r, m->version, m->sha256, &same, err);
-    if (st == BC_OK && !same)
-        st = write_chunks(r, m, data, err);
-    if (st == BC_OK && !same)
-        st = commit(r, m, published_by, now_ms, &same, err);
+    if (st == BC_OK && !same) {
+        st = claim(r, m, err);
+        if (st != BC_OK)
+            return st; /* another image's claim stays */
+        /* published by someone else between the first look and the claim? */
+        st = existing(r, m->version, m->sha256, &same, err);
+        if (st == BC_OK && !same)
+            st = write_chunks(r, m, data, err);
+        if (st == BC_OK && !same)
+            st = commit(r, m, published_by, now_ms, &same, err);
+        release(r, m->version);
+    }
     if (st == BC_OK && already != NULL)
         *already = same;
     return st;

@@ -197,6 +197,20 @@ static void test_image_publish(void **state)
     assert_int_equal(bc_image_publish(&bc_test_conn, &m, other, 2500, ACTOR, T0, NULL, &err),
                      BC_ERR_INVAL);
     assert_int_equal(bc_image_get(&bc_test_conn, "2.1", &img, &err), BC_ERR_NOT_FOUND);
+    /* another image being published as 2.2 right now: refused, nothing written */
+    CMD_OK("SET", "bodycam:firmware:2.2:publishing", "ab");
+    manifest_for(data, 2500, "2.2", &m);
+    assert_int_equal(bc_image_publish(&bc_test_conn, &m, data, 2500, ACTOR, T0, NULL, &err),
+                     BC_ERR_STATE);
+    assert_non_null(strstr(err.text, "being published"));
+    redisReply *n = CMD("EXISTS", "bodycam:firmware:2.2:chunks");
+    assert_int_equal(n->integer, 0);
+    freeReplyObject(n);
+    CMD_OK("DEL", "bodycam:firmware:2.2:publishing");
+    assert_int_equal(bc_image_publish(&bc_test_conn, &m, data, 2500, ACTOR, T0, NULL, &err), BC_OK);
+    n = CMD("EXISTS", "bodycam:firmware:2.2:publishing");
+    assert_int_equal(n->integer, 0); /* released */
+    freeReplyObject(n);
     free(other);
     free(data);
 }
