@@ -77,6 +77,9 @@ size_t bc_agent_config_table(bc_agent_config *cfg, bc_config_option *t)
          "upload chunk size; 0 = default"},
         {"upload_window", CFG_INT(0, 256), "0", &c->upload_window, 0, NULL,
          "upload chunks in flight; 0 = default"},
+        {"receipt_wait_s", CFG_INT(1, 86400), "120", &c->receipt_wait_s, 0, "s",
+         "a fully sent recording without a receipt after this gets its manifest again "
+         "(doubling per retry)"},
         {"upload_on_dock", BC_CFG_BOOL, 0, 1, "true", &c->upload_on_dock, 0, NULL,
          "hand recordings to the vault while docked and connected"},
         {"outbox_max_messages", CFG_INT(1, 1000000), "10000", &c->outbox_max_messages, 0, NULL,

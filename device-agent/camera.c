@@ -490,20 +490,29 @@ static void uploader_follow(bc_camera *cam)
         note_error(cam, "upload pause: %s", err.text);
 }
 
-/* After a refused chunk the uploader holds for a backoff; this timer ends it. */
+/* After a refused chunk the uploader holds for a backoff, and a sent
+ * recording waits for its receipt; this timer ends the first of both. */
 static void arm_upload_timer(bc_camera *cam)
 {
     int64_t hold = bc_uploader_hold_ms(cam->uploader);
-    if (hold <= 0 || bc_timer_active(&cam->upload_timer))
+    int64_t due = bc_uploader_receipt_due_ms(cam->uploader);
+    if (hold <= 0 || (due >= 0 && due < hold))
+        hold = due;
+    if (bc_timer_active(&cam->upload_timer))
+        bc_reactor_timer_stop(cam->r, &cam->upload_timer); /* the nearer one wins */
+    if (hold < 0)
         return;
-    if (bc_reactor_timer_start(cam->r, &cam->upload_timer, hold, 0) != BC_OK)
+    if (bc_reactor_timer_start(cam->r, &cam->upload_timer, hold > 0 ? hold : 1, 0) != BC_OK)
         note_error(cam, "cannot start the upload timer");
 }
 
 static void on_upload_timer(bc_reactor *r, bc_timer *t, void *userdata)
 {
     bc_camera *cam = userdata;
+    bc_error err;
     uploader_follow(cam);
+    if (bc_uploader_receipt_retry(cam->uploader, &err) != BC_OK)
+        log_warnx("%s: upload: %s", cam->cfg.device_id, err.text);
     arm_upload_timer(cam);
 }
 
@@ -1938,6 +1947,8 @@ static bc_status open_modules(bc_camera *cam, bc_error *err)
         st = bc_uploader_new(cam->recorder, cam->cfg.device_id, cam->receipt_key,
                              (size_t)cam->cfg.upload_chunk_size, (size_t)cam->cfg.upload_window,
                              upload_publish, cam, &cam->uploader, err);
+    if (st == BC_OK && cam->cfg.receipt_wait_s > 0)
+        bc_uploader_set_receipt_wait(cam->uploader, cam->cfg.receipt_wait_s * 1000);
     if (st == BC_OK)
         st = bc_commands_open(cam->cfg.device_id, cam->cfg.data_dir, cam->command_key,
                               cam->receipt_key, &handlers, cam, &cam->commands, err);

@@ -98,6 +98,7 @@ typedef struct bc_camera_config {
     int64_t segment_size;                  /* recording segment bytes, 0 = default */
     int64_t upload_chunk_size;             /* 0 = default */
     int64_t upload_window;                 /* 0 = default */
+    int64_t receipt_wait_s;                /* before a fully sent manifest goes again */
     int upload_on_dock;                    /* start the handoff when docked and online */
     int64_t outbox_max_messages;
     int64_t outbox_max_bytes;

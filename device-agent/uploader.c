@@ -61,7 +61,10 @@ typedef struct flight {
 typedef struct progress {
     char id[BC_ID_MAX + 1];
     uint64_t acked;
-    bool done; /* fully acknowledged during this connection */
+    bool done;            /* fully acknowledged during this connection */
+    bool waiting;         /* fully sent: waiting for the receipt */
+    int64_t retry_at_ms;  /* waiting: when the manifest is offered again (monotonic) */
+    int64_t retry_gap_ms; /* waiting: the wait before that, doubled per retry */
 } progress;
 
 struct bc_uploader {
@@ -94,6 +97,7 @@ struct bc_uploader {
     size_t json_size;
 
     int64_t hold_until_ms; /* monotonic: no sending before (after a refused chunk) */
+    int64_t receipt_wait_ms; /* first wait for a receipt before the manifest goes again */
     unsigned refusals;     /* consecutive refusals: the backoff exponent */
 
     uint64_t chunks_published, bytes_acked, receipts_accepted, receipts_refused, chunks_refused;
@@ -123,6 +127,7 @@ static bc_status prog_set(bc_uploader *up, const char *id, uint64_t acked, bool 
             up->cap_prog = ncap;
         }
         p = &up->prog[up->nprog++];
+        memset(p, 0, sizeof(*p));
         snprintf(p->id, sizeof(p->id), "%s", id);
     }
     p->acked = acked;
@@ -239,6 +244,15 @@ static void cur_complete(bc_uploader *up)
 {
     bc_error e;
     (void)prog_set(up, up->cur.recording_id, up->cur.size, true);
+    progress *p = prog_find(up, up->cur.recording_id);
+    if (p != NULL) {
+        /* the receipt may be lost (the vault committed, then Redis went away
+         * before the receipt was queued): the manifest alone is offered
+         * again later, which the vault answers with a fresh receipt */
+        p->waiting = true;
+        p->retry_gap_ms = up->receipt_wait_ms;
+        p->retry_at_ms = bc_clock_monotonic_ms() + p->retry_gap_ms;
+    }
     if (state_save(up, up->cur.recording_id, up->cur.size, &e) != BC_OK) {
         log_warnx("uploader | save_failed | %s", e.text);
         note_error(up, &e);
@@ -501,6 +515,7 @@ bc_status bc_uploader_new(bc_recorder *rec, const char *device_id, EVP_PKEY *rec
     if (up == NULL)
         return bc_fail(err, BC_ERR_NOMEM, "no memory for the uploader");
     up->fd = -1;
+    up->receipt_wait_ms = BC_UPLOADER_RECEIPT_WAIT_MS;
     up->rec = rec;
     up->chunk_size = chunk_size;
     up->window = window;
@@ -574,6 +589,44 @@ bc_status bc_uploader_pause(bc_uploader *up, bc_error *err)
         cur_drop(up);
     }
     return rc;
+}
+
+void bc_uploader_set_receipt_wait(bc_uploader *up, int64_t ms)
+{
+    up->receipt_wait_ms = ms < 1 ? 1 : ms;
+}
+
+int64_t bc_uploader_receipt_due_ms(const bc_uploader *up)
+{
+    int64_t now = bc_clock_monotonic_ms(), due = -1;
+    for (size_t i = 0; up->active && i < up->nprog; i++) {
+        const progress *p = &up->prog[i];
+        if (!p->waiting || !p->done)
+            continue;
+        int64_t left = p->retry_at_ms > now ? p->retry_at_ms - now : 0;
+        if (due < 0 || left < due)
+            due = left;
+    }
+    return due;
+}
+
+bc_status bc_uploader_receipt_retry(bc_uploader *up, bc_error *err)
+{
+    int64_t now = bc_clock_monotonic_ms();
+    for (size_t i = 0; up->active && i < up->nprog; i++) {
+        progress *p = &up->prog[i];
+        if (!p->waiting || !p->done || p->retry_at_ms > now)
+            continue;
+        log_warnx("uploader | receipt_overdue | id=%s (no receipt %lld s after it was sent: "
+                  "the manifest is offered again)",
+                  p->id, (long long)(p->retry_gap_ms / 1000));
+        p->done = false; /* fully acknowledged: the manifest alone goes out */
+        p->retry_gap_ms = p->retry_gap_ms * 2 > BC_UPLOADER_RECEIPT_WAIT_MAX_MS
+                              ? BC_UPLOADER_RECEIPT_WAIT_MAX_MS
+                              : p->retry_gap_ms * 2;
+        p->retry_at_ms = now + p->retry_gap_ms;
+    }
+    return pump(up, err);
 }
 
 int64_t bc_uploader_hold_ms(const bc_uploader *up)

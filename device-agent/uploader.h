@@ -130,6 +130,25 @@ bc_status bc_uploader_on_published(bc_uploader *up, int mid, int reason, bc_erro
 /* Milliseconds until a hold after a refused chunk ends (0: not held). */
 int64_t bc_uploader_hold_ms(const bc_uploader *up);
 
+/* A receipt can be lost after the vault committed (its Redis went away
+ * before the receipt was queued) while the connection stays up: a fully
+ * sent recording whose receipt has not come after the wait gets its
+ * manifest offered again (the vault answers a committed recording's
+ * manifest with a fresh receipt), the wait doubling per retry up to
+ * BC_UPLOADER_RECEIPT_WAIT_MAX_MS. A new connection offers everything
+ * again anyway. Default wait BC_UPLOADER_RECEIPT_WAIT_MS; < 1 is 1. */
+#define BC_UPLOADER_RECEIPT_WAIT_MS 120000
+#define BC_UPLOADER_RECEIPT_WAIT_MAX_MS 3600000
+void bc_uploader_set_receipt_wait(bc_uploader *up, int64_t ms);
+
+/* While active: ms until the first waiting recording is due again (0: due
+ * now), -1 when none waits. */
+int64_t bc_uploader_receipt_due_ms(const bc_uploader *up);
+
+/* Offers the manifests that are due again and goes on sending (statuses as
+ * bc_uploader_start). */
+bc_status bc_uploader_receipt_retry(bc_uploader *up, bc_error *err);
+
 /* An `upload` command (already verified by the caller): re-send
  * recording_id from offset (0..its size), before anything else; or, with
  * recording_id NULL or "" (offset must be 0), every pending recording from
