@@ -249,8 +249,9 @@ static void cur_complete(bc_uploader *up)
         /* the receipt may be lost (the vault committed, then Redis went away
          * before the receipt was queued): the manifest alone is offered
          * again later, which the vault answers with a fresh receipt */
+        if (!p->waiting) /* a re-offer keeps its doubled wait */
+            p->retry_gap_ms = up->receipt_wait_ms;
         p->waiting = true;
-        p->retry_gap_ms = up->receipt_wait_ms;
         p->retry_at_ms = bc_clock_monotonic_ms() + p->retry_gap_ms;
     }
     if (state_save(up, up->cur.recording_id, up->cur.size, &e) != BC_OK) {

@@ -608,6 +608,43 @@ static void test_refused_chunk_is_sent_again_after_a_hold(void **state)
     bc_uploader_free(up);
 }
 
+/* The receipt of a fully sent recording never comes (lost after the vault
+ * committed) while the connection stays up: after the wait its manifest
+ * alone is offered again, the wait doubles, and a receipt ends it. */
+static void test_lost_receipt_manifest_offered_again(void **state)
+{
+    fixture *f = *state;
+    bc_uploader *up = new_uploader(f);
+    bc_error e;
+    bc_uploader_set_receipt_wait(up, 30);
+    assert_int_equal(bc_uploader_receipt_due_ms(up), -1); /* not active: nothing waits */
+    assert_int_equal(bc_uploader_start(up, &e), BC_OK);
+    ack_all(f, up); /* both recordings fully sent */
+    int64_t due = bc_uploader_receipt_due_ms(up);
+    assert_true(due > 0 && due <= 30);
+    size_t before = f->npubs;
+    assert_int_equal(bc_uploader_receipt_retry(up, &e), BC_OK);
+    assert_int_equal(f->npubs, before); /* not due yet */
+    usleep(40000);
+    assert_int_equal(bc_uploader_receipt_due_ms(up), 0);
+    assert_int_equal(bc_uploader_receipt_retry(up, &e), BC_OK);
+    ack_all(f, up);
+    /* two manifests, no chunk: the vault has every byte */
+    assert_int_equal(f->npubs, before + 2);
+    assert_int_equal(upl(f, before)->kind, BC_UPLOAD_MANIFEST);
+    assert_int_equal(upl(f, before + 1)->kind, BC_UPLOAD_MANIFEST);
+    due = bc_uploader_receipt_due_ms(up);
+    assert_true(due > 30 && due <= 60); /* doubled */
+    /* the receipts come: nothing waits any more */
+    bc_command cmd;
+    sign_receipt(f, &cmd, "r-a", &f->a, f->receipt);
+    assert_int_equal(bc_uploader_on_receipt(up, &cmd, 1000000 + 60000, NULL, &e), BC_OK);
+    sign_receipt(f, &cmd, "r-b", &f->b, f->receipt);
+    assert_int_equal(bc_uploader_on_receipt(up, &cmd, 1000000 + 60000, NULL, &e), BC_OK);
+    assert_int_equal(bc_uploader_receipt_due_ms(up), -1);
+    bc_uploader_free(up);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +657,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_chunk_is_sent_again_after_a_hold, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_receipts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_receipt_manifest_offered_again, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_new_argument_checks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
