@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #pragma GCC visibility push(default)
 #include <mosquitto.h>
@@ -81,6 +82,7 @@ static const option_def options[] = {
     INT("auth_slow_per_s", auth_slow_per_s, 1, 1000, "10"),
     INT("auth_slow_burst", auth_slow_burst, 1, 1000, "20"),
     BOOL("camera_client_id_match", camera_client_id_match, "true"),
+    STRING("instance", registry.instance, ""), /* "": the host name, else "broker-1" */
 };
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
 
@@ -163,6 +165,27 @@ static bc_status parse_services(bc_auth_config *cfg, bc_error *err)
     return BC_OK;
 }
 
+/* The name under which the broker reports its applied registry version
+ * (bodycam:registry:applied): the option, else the host name, else
+ * "broker-1". Printable, no spaces: it is a hash field read by tools. */
+static bc_status default_instance(bc_auth_config *cfg, bc_error *err)
+{
+    char *name = cfg->registry.instance;
+    size_t size = sizeof(cfg->registry.instance);
+    if (name[0] == '\0' && (gethostname(name, size) != 0 || memchr(name, '\0', size) == NULL))
+        name[0] = '\0';
+    if (name[0] == '\0')
+        snprintf(name, size, "broker-1");
+    for (const char *p = name; *p != '\0'; p++) {
+        if (*p <= ' ' || *p > '~')
+            return bc_fail(err, BC_ERR_INVAL,
+                           "plugin_opt_instance: '%s' has a space or a "
+                           "non-printable character",
+                           name);
+    }
+    return BC_OK;
+}
+
 /* The check pass: cross-option rules and derived values. */
 static bc_status check_config(bc_auth_config *cfg, bc_error *err)
 {
@@ -171,6 +194,9 @@ static bc_status check_config(bc_auth_config *cfg, bc_error *err)
         return rc;
     if (cfg->registry.host[0] == '\0')
         return bc_fail(err, BC_ERR_INVAL, "plugin_opt_redis_host is empty");
+    rc = default_instance(cfg, err);
+    if (rc != BC_OK)
+        return rc;
     if (cfg->rate_bytes_per_s > 0 && cfg->rate_bytes_burst < cfg->max_payload)
         return bc_fail(err, BC_ERR_INVAL,
                        "plugin_opt_rate_bytes_burst must be at least "
@@ -285,6 +311,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     load_first_registry(a);
     if (bc_registry_start(&a->cfg.registry, &a->registry, &err) != BC_OK)
         goto fail;
+    if (a->snapshot != NULL)
+        bc_registry_applied(a->registry, a->snapshot->version);
     for (; registered < CALLBACK_COUNT; registered++) {
         int rc = mosquitto_callback_register(identifier, callbacks[registered].event,
                                              callbacks[registered].callback, NULL, a);
@@ -296,10 +324,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     }
     *userdata = a;
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         BC_AUTH_LOG_PREFIX " | start | redis %s:%d, services '%s', "
+                         BC_AUTH_LOG_PREFIX " | start | instance %s, redis %s:%d, services '%s', "
                                             "metrics every %lld s",
-                         a->cfg.registry.host, a->cfg.registry.port, a->cfg.services_text,
-                         (long long)a->cfg.metrics_interval_s);
+                         a->cfg.registry.instance, a->cfg.registry.host, a->cfg.registry.port,
+                         a->cfg.services_text, (long long)a->cfg.metrics_interval_s);
     return MOSQ_ERR_SUCCESS;
 fail:
     mosquitto_log_printf(MOSQ_LOG_ERR, BC_AUTH_LOG_PREFIX " | start | %s", err.text);

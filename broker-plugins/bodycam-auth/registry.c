@@ -51,6 +51,8 @@ struct bc_registry {
     unsigned error_seen;           /* broker thread only */
     atomic_int pending_flag;
     atomic_int redis_up;
+    /* broker thread -> worker: the version of the snapshot in use, + 1 (0 = none yet) */
+    _Atomic uint64_t applied;
 };
 
 /* ---- snapshot ---------------------------------------------------------- */
@@ -437,9 +439,11 @@ static redisContext *connect_redis(bc_registry *reg)
 
 typedef struct worker_state {
     redisContext *ctx;
-    int loaded;         /* a snapshot was loaded on this connection */
-    uint64_t version;   /* of the last snapshot handed over */
-    uint64_t loaded_ns; /* when */
+    uint64_t applied_written; /* the `applied` value last written, 0 = none */
+    uint64_t applied_at_ns;   /* when */
+    int loaded;               /* a snapshot was loaded on this connection */
+    uint64_t version;         /* of the last snapshot handed over */
+    uint64_t loaded_ns;       /* when */
 } worker_state;
 
 static int reload_due(const bc_registry *reg, const worker_state *w, uint64_t version)
@@ -500,11 +504,51 @@ static int poll_once(bc_registry *reg, worker_state *w)
     return 0;
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Publishes the version the broker thread applied: on a change at once,
+ * else every BC_REGISTRY_APPLIED_REFRESH_MS so that readers can tell a
+ * live broker from a dead one by the time stamp. */
+static void publish_applied(bc_registry *reg, worker_state *w)
+{
+    uint64_t applied = atomic_load(&reg->applied);
+    uint64_t now = now_ns();
+    if (w->ctx == NULL || applied == 0)
+        return;
+    if (applied == w->applied_written &&
+        now - w->applied_at_ns < (uint64_t)BC_REGISTRY_APPLIED_REFRESH_MS * 1000000ull)
+        return;
+    char value[64];
+    snprintf(value, sizeof(value), "%llu %lld", (unsigned long long)(applied - 1),
+             (long long)wall_ms());
+    redisReply *r =
+        redisCommand(w->ctx, "HSET %s %s %s", BC_REGISTRY_KEY_APPLIED, reg->cfg.instance, value);
+    if (r == NULL) {
+        bc_error err = {{0}};
+        bc_fail(&err, BC_ERR_UNAVAILABLE, "redis: %s", w->ctx->errstr);
+        drop_connection(reg, w, &err);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR)
+        report_error(reg, "cannot write " BC_REGISTRY_KEY_APPLIED " (wrong type?)");
+    else {
+        w->applied_written = applied;
+        w->applied_at_ns = now;
+    }
+    freeReplyObject(r);
+}
+
 static void *worker_main(void *arg)
 {
     bc_registry *reg = arg;
     worker_state w = {0};
     for (;;) {
+        publish_applied(reg, &w);
         if (poll_once(reg, &w))
             continue;
         if (nap(reg, reg->cfg.poll_ms))
@@ -575,6 +619,12 @@ bc_registry_snapshot *bc_registry_take(bc_registry *reg)
     atomic_store(&reg->pending_flag, 0);
     pthread_mutex_unlock(&reg->lock);
     return s;
+}
+
+void bc_registry_applied(bc_registry *reg, uint64_t version)
+{
+    if (reg != NULL)
+        atomic_store(&reg->applied, version + 1);
 }
 
 int bc_registry_redis_up(const bc_registry *reg)

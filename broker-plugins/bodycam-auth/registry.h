@@ -20,7 +20,7 @@
  * the broker keeps the last snapshot it took (and, before the first one,
  * knows nobody: fail closed).
  *
- * Threading: bc_registry_start/stop/take/redis_up/take_error are called on
+ * Threading: bc_registry_start/stop/take/applied/redis_up/take_error are called on
  * the broker thread; the worker touches only its own connection and the
  * hand-over slot under the mutex. Snapshots are malloc'd by the worker and
  * freed by whoever holds them last (bc_registry_snapshot_free).
@@ -42,6 +42,10 @@
 #define BC_REGISTRY_KEY_DEVICE "bodycam:device:" /* + device id */
 #define BC_REGISTRY_KEY_DASHBOARDS "bodycam:dashboards"
 #define BC_REGISTRY_KEY_DASHBOARD "bodycam:dashboard:" /* + user name */
+/* hash: field = broker instance, value = "<applied version> <unix ms>" */
+#define BC_REGISTRY_KEY_APPLIED "bodycam:registry:applied"
+#define BC_REGISTRY_APPLIED_REFRESH_MS 1000 /* the entry is rewritten at least this often */
+#define BC_REGISTRY_INSTANCE_MAX 64
 #define BC_REGISTRY_FIELD_STATUS "status"
 #define BC_REGISTRY_FIELD_FINGERPRINTS "fingerprints"
 #define BC_REGISTRY_FIELD_HASH "hash"
@@ -84,6 +88,7 @@ typedef struct bc_registry_config {
     int poll_ms;       /* version poll period */
     int timeout_ms;    /* connect and command timeout of the worker's connection */
     int full_reload_s; /* reload everything at least this often, 0 = never */
+    char instance[BC_REGISTRY_INSTANCE_MAX + 1]; /* field in BC_REGISTRY_KEY_APPLIED */
 } bc_registry_config;
 
 typedef struct bc_registry bc_registry;
@@ -100,6 +105,12 @@ void bc_registry_stop(bc_registry *reg);
  * none. The caller owns it. Never waits on Redis; takes the hand-over mutex
  * only when the worker has flagged a new snapshot. */
 bc_registry_snapshot *bc_registry_take(bc_registry *reg);
+
+/* Broker thread: the snapshot of this version is now the one in use. The
+ * worker writes it to BC_REGISTRY_KEY_APPLIED (field cfg->instance) on its
+ * next poll, and refreshes the entry every BC_REGISTRY_APPLIED_REFRESH_MS,
+ * so writers can wait until every live broker enforces their change. */
+void bc_registry_applied(bc_registry *reg, uint64_t version);
 
 /* 1 while the worker's last Redis command succeeded. */
 int bc_registry_redis_up(const bc_registry *reg);

@@ -30,7 +30,8 @@ static void take_registry(bc_auth *a)
     int first = a->snapshot == NULL;
     unsigned long long version = s->version;
     size_t devices = s->device_count, users = s->user_count, skipped = s->skipped;
-    bc_identity_apply_registry(a, s); /* s belongs to a from here */
+    bc_identity_apply_registry(a, s);          /* s belongs to a from here */
+    bc_registry_applied(a->registry, version); /* the worker publishes it: no I/O here */
     bc_metrics_inc(&a->metrics, BC_M_REGISTRY_LOAD);
     mosquitto_log_printf(first ? MOSQ_LOG_NOTICE : MOSQ_LOG_INFO,
                          BC_AUTH_LOG_PREFIX " | registry | version %llu: %zu devices, "

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -206,25 +207,208 @@ static bc_status check_registered(rotation *r, const char *device, char *reason,
     return BC_OK;
 }
 
-/* Signs, registers and sends the install. The certificate is the caller's. */
-static bc_stream_verdict install(rotation *r, const bc_msg_csr *csr, const bc_campaign_cmd *c,
-                                 X509 *cert)
+/* ---- waiting for the brokers ---- */
+
+static int64_t wall_ms(void)
 {
-    char fp[BC_CERT_FINGERPRINT_LEN + 1];
-    char *pem = NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* the plugin stamps real time, not bc_clock's */
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The registry version every live broker applied: *min the lowest version
+ * among the entries of bodycam:registry:applied stamped within
+ * ROT_APPLIED_FRESH_MS, *brokers how many those are (0: none reports, an
+ * older plugin or none alive: do not wait). BC_ERR_UNAVAILABLE. */
+static bc_status brokers_applied(rotation *r, uint64_t *min, size_t *brokers)
+{
+    const char *argv[] = {"HGETALL", BC_REGISTRY_KEY_APPLIED};
+    redisReply *reply = NULL;
+    bc_error err;
+    bc_error_clear(&err);
+    *min = UINT64_MAX;
+    *brokers = 0;
+    bc_status st = bc_redis_command(&r->loop.cmd, 2, argv, NULL, &reply, &err);
+    if (st != BC_OK) {
+        rot_redis_failed(r, "registry applied", &err);
+        return BC_ERR_UNAVAILABLE;
+    }
+    int64_t now = wall_ms();
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements; i += 2) {
+        const redisReply *v = reply->element[i + 1];
+        unsigned long long version = 0;
+        long long at = 0;
+        if (v->type != REDIS_REPLY_STRING || sscanf(v->str, "%llu %lld", &version, &at) != 2 ||
+            now - at > ROT_APPLIED_FRESH_MS)
+            continue; /* malformed or a dead broker: it must not block rotations forever */
+        (*brokers)++;
+        if (version < *min)
+            *min = version;
+    }
+    freeReplyObject(reply);
+    return BC_OK;
+}
+
+/* 1 when every live broker enforces registry version v (or none reports),
+ * 0 when one is behind, -1 when Redis failed. */
+static int brokers_have(rotation *r, uint64_t v)
+{
+    uint64_t min = 0;
+    size_t brokers = 0;
+    if (brokers_applied(r, &min, &brokers) != BC_OK)
+        return -1;
+    if (brokers == 0) {
+        if (!r->no_broker_logged)
+            log_warnx("identity | no_broker_version | no live broker reports its registry "
+                      "version in " BC_REGISTRY_KEY_APPLIED " (an older plugin?): installs "
+                      "go out at once, a camera's first reconnect may be refused");
+        r->no_broker_logged = true;
+        return 1;
+    }
+    return min >= v;
+}
+
+/* The registry version now: the one that holds a change just made. */
+static bc_status registry_version(rotation *r, uint64_t *out)
+{
+    const char *argv[] = {"GET", BC_REGISTRY_KEY_VERSION};
+    redisReply *reply = NULL;
+    bc_error err;
+    bc_error_clear(&err);
+    if (bc_redis_command(&r->loop.cmd, 2, argv, NULL, &reply, &err) != BC_OK) {
+        rot_redis_failed(r, "registry version", &err);
+        return BC_ERR_UNAVAILABLE;
+    }
+    *out = reply->type == REDIS_REPLY_STRING ? strtoull(reply->str, NULL, 10) : 0;
+    freeReplyObject(reply);
+    return BC_OK;
+}
+
+/* ---- the install ---- */
+
+/* Builds the install of w's certificate and marks it sent (one script).
+ * BC_ERR_UNAVAILABLE: Redis failed, try again later; any other outcome is
+ * final (sent, or dropped and its fingerprint withdrawn). */
+static bc_status send_install(rotation *r, const rot_install_wait *w)
+{
     bc_command cmd;
     memset(&cmd, 0, sizeof(cmd));
     char topic[BC_TOPIC_MAX + 1];
     char *payload = NULL;
+    bc_status rc = BC_OK;
+    bc_error err;
+    bc_error_clear(&err);
+    snprintf(cmd.device, sizeof(cmd.device), "%s", w->device);
+    cmd.kind = BC_CMD_ROTATE_IDENTITY;
+    cmd.params.identity.phase = BC_IDENTITY_INSTALL;
+    if (bc_command_set_cert(&cmd, w->pem) != BC_OK ||
+        rot_command_build(r, &cmd, topic, &payload, &err) != BC_OK) {
+        log_errorx("identity | command_failed | device=%s reason=%s", w->device, err.text);
+        goto withdraw;
+    }
+    int64_t now = bc_clock_now_ms();
+    bc_campaign_send s = {.campaign_id = w->campaign_id,
+                          .device = w->device,
+                          .phase = BC_PHASE_INSTALL,
+                          .cmd_id = cmd.id,
+                          .request_cmd_id = w->request_cmd_id,
+                          .fingerprint = w->fingerprint,
+                          .topic = topic,
+                          .payload = payload,
+                          .now_ms = now,
+                          .deadline_ms = now + r->cfg.ack_timeout_s * 1000};
+    bool marked = false;
+    bc_status st = bc_campaign_mark_sent(&r->loop.cmd, &s, &marked, &err);
+    if (st == BC_ERR_UNAVAILABLE) {
+        rot_redis_failed(r, "install", &err);
+        rc = st;
+        goto cleanup;
+    }
+    if (st != BC_OK || !marked) {
+        log_info("identity | install_dropped | campaign=%s device=%s reason=%s", w->campaign_id,
+                 w->device, st != BC_OK ? err.text : "the camera's request is no longer current");
+        goto withdraw;
+    }
+    r->stats.certs_issued++;
+    r->stats.sent_installs++;
+    log_info("identity | cert_issued | campaign=%s device=%s fingerprint=%s cmd=%s (install sent)",
+             w->campaign_id, w->device, w->fingerprint, cmd.id);
+    goto cleanup;
+withdraw:
+    rc = rot_identity_withdraw(r, w->device, w->fingerprint) == BC_ERR_UNAVAILABLE
+             ? BC_ERR_UNAVAILABLE
+             : BC_OK;
+cleanup:
+    free(payload);
+    bc_command_free(&cmd);
+    return rc;
+}
+
+static rot_install_wait *find_wait(rotation *r, const char *entry_id)
+{
+    for (size_t i = 0; entry_id != NULL && i < r->wait_count; i++) {
+        if (strcmp(r->waits[i].entry_id, entry_id) == 0)
+            return &r->waits[i];
+    }
+    return NULL;
+}
+
+static void drop_wait(rotation *r, size_t i)
+{
+    free(r->waits[i].pem);
+    r->waits[i] = r->waits[--r->wait_count];
+    memset(&r->waits[r->wait_count], 0, sizeof(r->waits[0]));
+}
+
+void rot_identity_waits_free(rotation *r)
+{
+    while (r->wait_count > 0)
+        drop_wait(r, r->wait_count - 1);
+    free(r->waits);
+    r->waits = NULL;
+}
+
+void rot_identity_release(rotation *r)
+{
+    uint64_t min = 0;
+    size_t brokers = 0;
+    if (r->wait_count == 0 || brokers_applied(r, &min, &brokers) != BC_OK)
+        return;
+    for (size_t i = r->wait_count; i-- > 0;) {
+        rot_install_wait *w = &r->waits[i];
+        if (brokers > 0 && min < w->version)
+            continue;
+        if (send_install(r, w) == BC_ERR_UNAVAILABLE)
+            return;
+        bc_error err;
+        bc_error_clear(&err);
+        const char *ids[] = {w->entry_id};
+        if (bc_stream_ack(&r->loop.cmd, BC_STREAM_CSR, ROT_GROUP, ids, 1, NULL, &err) != BC_OK)
+            rot_redis_failed(r, "csr ack", &err); /* redelivered later: handled again */
+        drop_wait(r, i);
+    }
+}
+
+/* Signs, registers and sends the install once every live broker enforces
+ * the registry that holds the new fingerprint: at once when they already
+ * do, else the CSR entry waits (DEFER) in r->waits. The certificate is the
+ * caller's. */
+static bc_stream_verdict install(rotation *r, const bc_msg_csr *csr, const bc_campaign_cmd *c,
+                                 X509 *cert)
+{
+    rot_install_wait w;
+    memset(&w, 0, sizeof(w));
     bc_stream_verdict v = BC_STREAM_DONE;
     bc_error err;
     bc_error_clear(&err);
-    if (bc_ca_fingerprint(cert, fp) != BC_OK || bc_ca_cert_pem(cert, &pem, NULL) != BC_OK) {
+    if (bc_ca_fingerprint(cert, w.fingerprint) != BC_OK ||
+        bc_ca_cert_pem(cert, &w.pem, NULL) != BC_OK) {
         log_errorx("identity | cert_failed | device=%s reason=no fingerprint or PEM", c->device);
         goto retry_later;
     }
     bc_registry_change ch;
-    bc_status st = bc_registry_admin_add_fingerprint(&r->loop.cmd, c->device, fp, &ch, &err);
+    bc_status st =
+        bc_registry_admin_add_fingerprint(&r->loop.cmd, c->device, w.fingerprint, &ch, &err);
     if (st == BC_ERR_UNAVAILABLE) {
         rot_redis_failed(r, "registry", &err);
         v = BC_STREAM_RETRY;
@@ -240,57 +424,34 @@ static bc_stream_verdict install(rotation *r, const bc_msg_csr *csr, const bc_ca
         log_errorx("identity | register_failed | device=%s reason=%s", c->device, err.text);
         goto retry_later;
     }
-    snprintf(cmd.device, sizeof(cmd.device), "%s", c->device);
-    cmd.kind = BC_CMD_ROTATE_IDENTITY;
-    cmd.params.identity.phase = BC_IDENTITY_INSTALL;
-    if (bc_command_set_cert(&cmd, pem) != BC_OK ||
-        rot_command_build(r, &cmd, topic, &payload, &err) != BC_OK) {
-        log_errorx("identity | command_failed | device=%s reason=%s", c->device, err.text);
-        goto withdraw;
-    }
-    int64_t now = bc_clock_now_ms();
-    bc_campaign_send s = {.campaign_id = c->campaign_id,
-                          .device = c->device,
-                          .phase = BC_PHASE_INSTALL,
-                          .cmd_id = cmd.id,
-                          .request_cmd_id = csr->cmd_id,
-                          .fingerprint = fp,
-                          .topic = topic,
-                          .payload = payload,
-                          .now_ms = now,
-                          .deadline_ms = now + r->cfg.ack_timeout_s * 1000};
-    bool marked = false;
-    st = bc_campaign_mark_sent(&r->loop.cmd, &s, &marked, &err);
-    if (st == BC_ERR_UNAVAILABLE) {
-        rot_redis_failed(r, "install", &err);
-        v = BC_STREAM_RETRY;
+    snprintf(w.campaign_id, sizeof(w.campaign_id), "%s", c->campaign_id);
+    snprintf(w.device, sizeof(w.device), "%s", c->device);
+    snprintf(w.request_cmd_id, sizeof(w.request_cmd_id), "%s", csr->cmd_id);
+    int ready = registry_version(r, &w.version) == BC_OK ? brokers_have(r, w.version) : -1;
+    if (ready == 1 || ready == -1 || r->csr_entry_id == NULL ||
+        r->wait_count == ROT_INSTALL_WAITS_MAX) {
+        /* Redis failing now fails the send too, which withdraws nothing:
+         * the CSR comes back and a new certificate is issued. */
+        if (send_install(r, &w) == BC_ERR_UNAVAILABLE)
+            v = BC_STREAM_RETRY;
         goto cleanup;
     }
-    if (st != BC_OK || !marked) {
-        log_info("identity | install_dropped | campaign=%s device=%s reason=%s", c->campaign_id,
-                 c->device, st != BC_OK ? err.text : "the camera's request is no longer current");
-        goto withdraw;
-    }
-    r->stats.certs_issued++;
-    r->stats.sent_installs++;
-    log_info("identity | cert_issued | campaign=%s device=%s fingerprint=%s cmd=%s (install sent)",
-             c->campaign_id, c->device, fp, cmd.id);
+    snprintf(w.entry_id, sizeof(w.entry_id), "%s", r->csr_entry_id);
+    r->waits[r->wait_count++] = w;
+    w.pem = NULL; /* the wait owns it */
+    r->stats.installs_waited++;
+    log_debug("identity | install_waits | device=%s registry_version=%llu (a broker has not "
+              "applied it yet)",
+              c->device, (unsigned long long)r->waits[r->wait_count - 1].version);
+    v = BC_STREAM_DEFER;
     goto cleanup;
 
-withdraw:
-    if (rot_identity_withdraw(r, c->device, fp) == BC_ERR_UNAVAILABLE) {
-        v = BC_STREAM_RETRY;
-        goto cleanup;
-    }
-    goto cleanup;
 retry_later:
     if (rot_finish(r, c->campaign_id, c->device, csr->cmd_id, BC_OUTCOME_RETRY,
                    "the CA could not issue the certificate") == BC_ERR_UNAVAILABLE)
         v = BC_STREAM_RETRY;
 cleanup:
-    free(payload);
-    free(pem);
-    bc_command_free(&cmd);
+    free(w.pem);
     return v;
 }
 
@@ -402,6 +563,8 @@ bc_stream_verdict rot_identity_csr(const bc_stream_entry *entry, void *userdata)
         log_warnx("identity | entry_invalid | id=%s reason=no device or payload field", entry->id);
         return BC_STREAM_DROP;
     }
+    if (find_wait(r, entry->id) != NULL)
+        return BC_STREAM_DEFER; /* redelivered while its install waits for the brokers */
     bc_message msg;
     bc_error err;
     bc_error_clear(&err);
@@ -419,7 +582,9 @@ bc_stream_verdict rot_identity_csr(const bc_stream_entry *entry, void *userdata)
     } else {
         if (!entry->redelivered && !entry->claimed)
             r->stats.csrs++;
+        r->csr_entry_id = entry->id;
         v = handle_csr(r, &msg.csr);
+        r->csr_entry_id = NULL;
     }
     bc_message_free(&msg);
     return v;

@@ -132,13 +132,13 @@ static void log_stats(const void *ctx)
              " send_failures=%" PRIu64 " acks=%" PRIu64 " acks_ok=%" PRIu64 " acks_error=%" PRIu64
              " acks_stale=%" PRIu64 " acks_foreign=%" PRIu64 " csrs=%" PRIu64
              " certs_issued=%" PRIu64 " csrs_refused=%" PRIu64 " csrs_stale=%" PRIu64
-             " csrs_waited=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64 " retried=%" PRIu64
-             " timeouts=%" PRIu64 " alerts=%" PRIu64 " invalid=%" PRIu64 " claimed=%" PRIu64
-             " entries_retried=%" PRIu64,
+             " csrs_waited=%" PRIu64 " installs_waited=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64
+             " retried=%" PRIu64 " timeouts=%" PRIu64 " alerts=%" PRIu64 " invalid=%" PRIu64
+             " claimed=%" PRIu64 " entries_retried=%" PRIu64,
              s->sent_keys, s->sent_requests, s->sent_installs, s->send_failures, s->acks,
              s->acks_ok, s->acks_error, s->acks_stale, s->acks_foreign, s->csrs, s->certs_issued,
-             s->csrs_refused, s->csrs_stale, s->csrs_waited, s->done, s->failed, s->retried,
-             s->timeouts, s->alerts, s->invalid, claimed, retried);
+             s->csrs_refused, s->csrs_stale, s->csrs_waited, s->installs_waited, s->done, s->failed,
+             s->retried, s->timeouts, s->alerts, s->invalid, claimed, retried);
 }
 
 /* ---- timers (called while Redis is connected) ---- */
@@ -152,6 +152,10 @@ static void timers(void *ctx, int64_t mono)
         r->running_campaigns = any;
         r->next_send_ms = mono + (any ? r->cfg.send_interval_ms : r->cfg.scan_interval_ms);
     }
+    if (r->wait_count > 0 && bc_redis_connected(&r->loop.cmd) && mono >= r->next_wait_check_ms) {
+        r->next_wait_check_ms = mono + ROT_APPLIED_CHECK_MS;
+        rot_identity_release(r);
+    }
     if (bc_redis_connected(&r->loop.cmd) && mono >= r->next_scan_ms) {
         r->next_scan_ms = mono + r->cfg.scan_interval_ms;
         rot_dispatch_timeouts(r);
@@ -161,7 +165,10 @@ static void timers(void *ctx, int64_t mono)
 static int64_t due_at(const void *ctx)
 {
     const rotation *r = ctx;
-    return r->next_send_ms < r->next_scan_ms ? r->next_send_ms : r->next_scan_ms;
+    int64_t at = r->next_send_ms < r->next_scan_ms ? r->next_send_ms : r->next_scan_ms;
+    if (r->wait_count > 0 && r->next_wait_check_ms < at)
+        at = r->next_wait_check_ms;
+    return at;
 }
 
 /* ---- setup ---- */
@@ -189,6 +196,9 @@ static bc_status setup(rotation *r, bc_error *err)
     };
     bc_consumer_loop_names(&lc, r->cfg.redis_host, ROT_GROUP, r->cfg.instance,
                            ROT_STATUS_KEY_PREFIX);
+    r->waits = calloc(ROT_INSTALL_WAITS_MAX, sizeof(*r->waits));
+    if (r->waits == NULL)
+        return bc_fail(err, BC_ERR_NOMEM, "no memory for the waiting installs");
     if ((st = bc_consumer_loop_init(&r->loop, &lc, &hooks, r, err)) != BC_OK)
         return st;
     r->next_send_ms = r->next_scan_ms = bc_clock_monotonic_ms();
@@ -198,6 +208,7 @@ static bc_status setup(rotation *r, bc_error *err)
 static void teardown(rotation *r)
 {
     bc_consumer_loop_close(&r->loop);
+    rot_identity_waits_free(r);
     EVP_PKEY_free(r->command_key);
     r->command_key = NULL;
     bc_ca_free(&r->ca);

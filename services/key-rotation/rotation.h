@@ -40,6 +40,22 @@
 #define ROT_STATUS_KEY_PREFIX "bodycam:key-rotation:"
 #define ROT_STREAMS 2 /* ack, csr */
 #define ROT_RECONNECT_BUCKET "reconnect"
+#define ROT_INSTALL_WAITS_MAX 512  /* certificates issued, install not yet sent */
+#define ROT_APPLIED_FRESH_MS 10000 /* an older bodycam:registry:applied entry is a dead broker */
+#define ROT_APPLIED_CHECK_MS 50    /* how often the waiting installs are looked at */
+
+/* A certificate issued and registered whose install waits until every live
+ * broker applied the registry version that holds its fingerprint. The CSR
+ * entry (entry_id) stays pending in the stream (DEFER) until then. */
+typedef struct rot_install_wait {
+    char entry_id[BC_STREAM_ID_MAX + 1];
+    char campaign_id[BC_CAMPAIGN_ID_MAX + 1];
+    char device[BC_DEVICE_ID_MAX + 1];
+    char request_cmd_id[BC_ID_MAX + 1];
+    char fingerprint[BC_CAMPAIGN_FP_LEN + 1];
+    char *pem; /* the certificate, owned */
+    uint64_t version;
+} rot_install_wait;
 
 typedef struct rot_config {
     char instance[ROT_INSTANCE_MAX + 1];
@@ -74,7 +90,7 @@ typedef struct rot_config {
 typedef struct rot_stats {
     uint64_t sent_keys, sent_requests, sent_installs, send_failures;
     uint64_t acks, acks_ok, acks_error, acks_stale, acks_foreign;
-    uint64_t csrs, certs_issued, csrs_refused, csrs_stale, csrs_waited;
+    uint64_t csrs, certs_issued, csrs_refused, csrs_stale, csrs_waited, installs_waited;
     uint64_t done, failed, retried, timeouts, alerts, invalid;
 } rot_stats;
 
@@ -86,6 +102,11 @@ typedef struct rotation {
     rot_stats stats;
     bool running_campaigns;             /* the last send pass found one running */
     int64_t next_send_ms, next_scan_ms; /* monotonic */
+    rot_install_wait *waits;            /* ROT_INSTALL_WAITS_MAX slots, wait_count used */
+    size_t wait_count;
+    int64_t next_wait_check_ms; /* monotonic */
+    bool no_broker_logged;      /* "no broker reports its registry version" said once */
+    const char *csr_entry_id;   /* the CSR entry being handled, borrowed */
 } rotation;
 
 /* The loop; returns an exit code (0 after a stop request). */
@@ -141,5 +162,14 @@ bc_status rot_identity_installed(rotation *r, const bc_campaign_cmd *c, const ch
  * registry (the camera keeps its old identity). BC_OK also when it was not
  * there. */
 bc_status rot_identity_withdraw(rotation *r, const char *device, const char *fingerprint);
+
+/* The waiting installs whose registry version every live broker applied
+ * are sent and their CSR entries acknowledged; the rest keep waiting.
+ * Called from the timers every ROT_APPLIED_CHECK_MS while any waits. */
+void rot_identity_release(rotation *r);
+
+/* Frees the waiting installs (their CSR entries stay pending in the
+ * stream: after a restart they are handled again). */
+void rot_identity_waits_free(rotation *r);
 
 #endif

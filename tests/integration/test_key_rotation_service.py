@@ -12,7 +12,10 @@ the vault does, bc_campaign_key_ready).
   timeout           no ack within ack_timeout_s: the same camera gets a new
                     command (a new id); the late ack of the old one changes
                     nothing
-  identity          request -> CSR -> install: the certificate is the
+  identity          request -> CSR -> install: the install goes out only
+                    once the broker applied the new fingerprint (its
+                    bodycam:registry:applied entry), so the camera's first
+                    reconnect is accepted; the certificate is the
                     camera's new key, issued by the fleet CA with its CN; its
                     fingerprint is in the registry before the install; the
                     broker takes the new certificate; after the install's ok
@@ -47,7 +50,7 @@ from cryptography.x509.oid import NameOID
 from bodycam_test import CheckFailed, check, project_binary, redis_command, run_checks, wait_for
 
 PREFIX = "bodycam/v1/"
-ACK_TIMEOUT_S = 3
+ACK_TIMEOUT_S = 5  # a CSR waits for a reconnect token and the broker to have the certificate
 os.environ["BODYCAM_KEY_ROTATION_SET"] = " ".join([
     f"ack_timeout_s={ACK_TIMEOUT_S}", "retry_backoff_s=1", "retry_backoff_max_s=2",
     "attempts_max=4", "offline_recheck_s=1", "reconnects_max_per_s=1", "command_ttl_s=60",
@@ -354,22 +357,38 @@ def check_identity(stack):
           "the certificate is not for the camera's new key")
     check(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "cam-002"
           and cert.issuer == ca.subject, f"subject {cert.subject}, issuer {cert.issuer}")
+    # the broker applied the registry that holds the new fingerprint before
+    # the install went out: the camera's FIRST reconnect must be accepted
+    # (no retry, unlike connect_with), at once
+    cert_path, key_path = write_identity("cam-002", cert_pem, key)
+    CAMERAS.pop("cam-002").close()
+    fresh = stack.tls_client(cert_path, key_path, client_id="cam-002")
+    check(stack.connect(fresh), f"the first reconnect with the new certificate was refused: "
+                                f"{fresh.error}")
+    version = int(rc(stack, "GET", "bodycam:registry:version"))
+    applied = as_dict(rc(stack, "HGETALL", "bodycam:registry:applied"))
+    check(len(applied) == 1, f"bodycam:registry:applied: {applied} (one broker)")
+    reported, stamp = (int(x) for x in next(iter(applied.values())).split())
+    check(reported == version and abs(now_ms() - stamp) < 10000,
+          f"the broker reports {reported} at {stamp}, registry version {version}")
     fp = cert_fingerprint(cert_pem)
     check(fingerprints(stack, "cam-002") == old | {fp},
           f"registry before the install's ack: {fingerprints(stack, 'cam-002')}")
     check(device_states(stack, cid)["cam-002"]["state"] == "installing", "not installing")
 
-    # the camera reconnects with its new identity (the same client id: the
-    # broker allows a camera no other) and acks the install over it
-    cert_path, key_path = write_identity("cam-002", cert_pem, key)
-    CAMERAS.pop("cam-002").close()
-    fresh = connect_with(stack, cert_path, key_path, "cam-002")
+    # the camera acks the install over its new connection (the same client
+    # id: the broker allows a camera no other)
     fresh.publish(f"{PREFIX}devices/cam-002/ack",
                   {"v": 1, "device": "cam-002", "ts": now_ms(), "cmd_id": install["id"],
                    "kind": "rotate-identity", "ok": True})
     wait_device(stack, cid, "cam-002", "done")
     check(fingerprints(stack, "cam-002") == {fp},
           f"registry after the install: {fingerprints(stack, 'cam-002')} (new {fp})")
+    # ... and the broker's entry follows that registry change
+    after = int(rc(stack, "GET", "bodycam:registry:version"))
+    wait_for(lambda: [v for v in as_dict(rc(stack, "HGETALL", "bodycam:registry:applied")).values()
+                      if int(v.split()[0]) == after], 5,
+             f"bodycam:registry:applied to report version {after}", interval=0.1)
     fresh.close()
     IDENTITY["cam-002"] = (cert_path, key_path)
 

@@ -1,13 +1,15 @@
 /* Unit tests for the plugin's pure modules: token buckets, password hashes,
  * fingerprint lists, snapshot lookups, the camera table and the metrics
- * encoding. No broker and no Redis (registry loading is covered by the
- * integration tests against a real Redis). */
+ * encoding. No broker (registry loading is covered by the integration
+ * tests); the worker's bodycam:registry:applied entry against a real
+ * redis-server (tests/unit/test_util.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
@@ -17,6 +19,7 @@
 #include "broker-plugins/bodycam-auth/password.h"
 #include "broker-plugins/bodycam-auth/ratelimit.h"
 #include "broker-plugins/bodycam-auth/registry.h"
+#include "test_util.h"
 
 #define SEC 1000000000ull
 
@@ -269,6 +272,61 @@ static void test_metrics_encoding(void **state)
     assert_true(strlen(tiny) < sizeof(tiny));
 }
 
+/* ---- the applied version in Redis -------------------------------------- */
+
+/* Waits up to 3 s for the broker's entry to report version; returns its
+ * time stamp (unix ms), or -1. */
+static long long wait_applied(redisContext *c, const char *instance, unsigned long long version)
+{
+    for (int i = 0; i < 300; i++) {
+        redisReply *r = redisCommand(c, "HGET %s %s", BC_REGISTRY_KEY_APPLIED, instance);
+        assert_non_null(r);
+        unsigned long long v = 0;
+        long long ms = -1;
+        int ok = r->type == REDIS_REPLY_STRING && sscanf(r->str, "%llu %lld", &v, &ms) == 2;
+        freeReplyObject(r);
+        if (ok && v == version)
+            return ms;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static void test_applied_version_published(void **state)
+{
+    (void)state;
+    bc_registry_config cfg = {.port = bc_test_srv.port, .poll_ms = 20, .timeout_ms = 2000};
+    snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
+    snprintf(cfg.instance, sizeof(cfg.instance), "broker-t");
+    bc_registry *reg = NULL;
+    assert_int_equal(bc_registry_start(&cfg, &reg, NULL), BC_OK);
+    redisContext *c = redisConnect("127.0.0.1", bc_test_srv.port);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+
+    /* nothing applied yet: no entry, even while the worker polls */
+    struct timespec ts = {0, 100000000L};
+    nanosleep(&ts, NULL);
+    redisReply *r = redisCommand(c, "HEXISTS %s broker-t", BC_REGISTRY_KEY_APPLIED);
+    assert_non_null(r);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+
+    bc_registry_applied(reg, 7);
+    long long first = wait_applied(c, "broker-t", 7);
+    assert_true(first > 0);
+    bc_registry_applied(reg, 9); /* a newer snapshot swapped in */
+    assert_true(wait_applied(c, "broker-t", 9) >= first);
+    /* unchanged, the entry is still refreshed: its time stamp moves */
+    struct timespec wait = {1, 300000000L};
+    nanosleep(&wait, NULL);
+    assert_true(wait_applied(c, "broker-t", 9) >= first + BC_REGISTRY_APPLIED_REFRESH_MS);
+
+    redisFree(c);
+    bc_registry_stop(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +339,8 @@ int main(void)
         cmocka_unit_test(test_device_status_names),
         cmocka_unit_test(test_camera_table),
         cmocka_unit_test(test_metrics_encoding),
+        cmocka_unit_test_setup_teardown(test_applied_version_published, bc_test_redis_group_setup,
+                                        bc_test_redis_group_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
