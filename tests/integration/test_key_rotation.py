@@ -161,8 +161,12 @@ def check_killed_mid_rotation(stack):
     dev = "cam-004"
     cid = ctl_json(stack, "keys", "rotate-identity", "--camera", dev, "--pace", "1")
     cid = cid["campaign"]["id"]
-    wait_for(lambda: devices(stack, cid)[dev]["state"] == "installing", 30,
-             f"{dev} installing", interval=0.005)
+    # the install window is short (the broker has the new certificate before
+    # the install goes out, so the camera's first reconnect is let in): watch
+    # the campaign's hash itself, not through a bodycamctl process
+    key = f"bodycam:campaign:{cid}:devices"
+    wait_for(lambda: (rc(stack, "HGET", key, dev) or "").startswith("installing|"), 30,
+             f"{dev} installing", interval=0.002)
     agent_signal(stack, dev, "KILL")
     stack.restart(f"agent:{dev}")
     wait_for(lambda: online(stack, dev), 30, f"{dev} back online after the kill")
