@@ -73,6 +73,17 @@ def start(stack, version, *args):
     return rid
 
 
+def process_gone(stack, name):
+    """True once the stack's process `name` has exited (its pid no longer runs)."""
+    pid = stack.info["processes"][name]["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:  # a zombie the runner has not reaped
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def fw_of(stack, dev):
     """The version the camera runs; None while it restarts into another slot
     (its control socket is away for a moment) or while its process is down."""
@@ -254,9 +265,10 @@ def check_crash_at_start(stack):
     dev = "cam-001"
     publish(stack, "1.4.0", "crash")
     rid = start(stack, "1.4.0", "--camera", dev)
-    # the agent aborts at its trial boot: the process is gone
+    # the agent aborts at its trial boot: the process is gone by itself (a
+    # restart of a live agent would also end the trial, so this is checked)
     wait_camera(stack, rid, dev, ("installed", "rolled_back", "failed"), timeout=60)
-    time.sleep(1)
+    wait_for(lambda: process_gone(stack, f"agent:{dev}"), 30, f"agent:{dev} crashed")
     agent_restart(stack, dev)  # the watchdog
     e = wait_camera(stack, rid, dev, ("rolled_back",), timeout=60)
     check("confirm" in e["detail"], f"detail {e}")
@@ -299,7 +311,7 @@ def check_service_killed(stack):
     wait_for(lambda: rollout_status(stack, rid).get("offered", 0)
              + rollout_status(stack, rid).get("downloading", 0) > 0, 30, "a camera offered")
     run([STACK_RUNNER, "kill", stack.dir, "firmware-rollout", "--signal", "KILL"])
-    time.sleep(1)
+    wait_for(lambda: process_gone(stack, "firmware-rollout"), 10, "the service gone")
     stack.restart("firmware-rollout")
     for dev in devs:
         wait_camera(stack, rid, dev, "updated", timeout=60)
